@@ -1,0 +1,96 @@
+"""The ``devicectl`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from enum import Enum
+from typing import Optional
+
+import typer
+
+from simulators.host import SimulatorHost, build_unit
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Treatment device control.")
+sim_app = typer.Typer(no_args_is_help=True, help="Run a device simulator in the foreground.")
+app.add_typer(sim_app, name="sim")
+
+
+class Cryogen(str, Enum):
+    N2O = "N2O"
+    LN2 = "LN2"
+
+
+def _port_option(help_text: str) -> Optional[int]:
+    return typer.Option(None, min=0, max=65535, help=help_text)
+
+
+@sim_app.command("laser")
+def sim_laser(
+    tcp: Optional[int] = _port_option("Also serve the line on TCP (0 picks a free port)."),
+    backdoor: Optional[int] = _port_option("Serve the JSON-lines backdoor on this port (0: free)."),
+    seed: int = typer.Option(0, help="Seed of the simulated noise."),
+    link: Optional[str] = typer.Option(None, help="Symlink this path to the pty (stable across replugs)."),
+    serial: str = typer.Option("QS1064-0001", help="Serial number reported by IDN?."),
+) -> None:
+    """The Q-switched laser QS-1064 on a pty (and TCP)."""
+    _serve("laser", tcp, backdoor, seed, link, serial=serial)
+
+
+@sim_app.command("cryo")
+def sim_cryo(
+    tcp: Optional[int] = _port_option("Also serve the line on TCP (0 picks a free port)."),
+    backdoor: Optional[int] = _port_option("Serve the JSON-lines backdoor on this port (0: free)."),
+    seed: int = typer.Option(0, help="Seed of the simulated noise."),
+    link: Optional[str] = typer.Option(None, help="Symlink this path to the pty (stable across replugs)."),
+    cryogen: Cryogen = typer.Option(Cryogen.N2O, help="Cryogen of the unit."),
+    serial: str = typer.Option("CP2-0001", help="Serial number reported by IDN?."),
+) -> None:
+    """The cryo-probe unit CP-2 on a pty (and TCP)."""
+    _serve("cryo", tcp, backdoor, seed, link, serial=serial, cryogen=cryogen.value)
+
+
+def _serve(kind: str, tcp: Optional[int], backdoor: Optional[int], seed: int, link: Optional[str], **options: str) -> None:
+    async def main() -> None:
+        unit, door = build_unit(kind, seed=seed, **options)  # type: ignore[arg-type]
+        host = SimulatorHost(unit, door, link=link, tcp_port=tcp, backdoor_port=backdoor)
+        addresses = await host.start()
+        for line in addresses.lines(kind):
+            typer.echo(line)
+        typer.echo("press Ctrl-C to stop", err=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await host.stop()
+
+    asyncio.run(main())
+
+
+@app.command("run-simulators")
+def run_simulators() -> None:
+    """Run the laser and cryo simulators together (what `make run` starts until the service lands)."""
+
+    async def main() -> None:
+        hosts = []
+        for kind, port in (("laser", 8101), ("cryo", 8102)):
+            unit, door = build_unit(kind)  # type: ignore[arg-type]
+            host = SimulatorHost(unit, door, tcp_port=0, backdoor_port=0)
+            hosts.append(host)
+            for line in (await host.start()).lines(kind):
+                typer.echo(line)
+        typer.echo("simulators running; press Ctrl-C to stop")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        for host in hosts:
+            await host.stop()
+
+    asyncio.run(main())
+
+
+def main() -> None:
+    app()

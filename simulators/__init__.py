@@ -1,0 +1,1 @@
+"""Device side: faithful simulators of every device, served on ptys and TCP."""

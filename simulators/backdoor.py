@@ -1,0 +1,250 @@
+"""The backdoor: a control channel beside the device port, as in Lewis.
+
+Tests and technicians use it to do what the host can never do over the serial line: press the
+footswitch, open the door interlock, break the lamp, make the wire misbehave, pull the power, and
+read the true physical state. The same operations serve the Python API (call the methods) and the
+JSON-lines TCP protocol (``{"id": 1, "op": "set_input", "args": {"name": "foot", "value": 1}}``
+answered by ``{"id": 1, "ok": true, "result": ...}`` or ``{"id": 1, "ok": false, "error": "..."}``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+from .cryo.model import CryoModel
+from .engine import LineUnit
+from .laser.model import LaserModel, OVERTEMP_C
+
+
+class BackdoorError(Exception):
+    """A backdoor operation was malformed or refused."""
+
+
+class Backdoor:
+    """Operations common to every unit: wire trouble, power and the true state."""
+
+    #: names of the operations the JSON-lines protocol may call
+    OPERATIONS: tuple[str, ...] = (
+        "ops",
+        "truth",
+        "stats",
+        "silence",
+        "garbage",
+        "corrupt_replies",
+        "drop_events",
+        "power_cycle",
+        "power_off",
+        "power_on",
+    )
+
+    def __init__(self, unit: LineUnit) -> None:
+        self.unit = unit
+
+    def ops(self) -> list[str]:
+        """Every operation this backdoor offers."""
+        return list(self.OPERATIONS)
+
+    def truth(self) -> dict[str, Any]:
+        """The true physical state (never visible on the serial line)."""
+        return {"powered": self.unit.powered, **self.unit.model.truth()}
+
+    def stats(self) -> dict[str, int]:
+        """Counters of the line engine: requests, executed, retransmits, comerr, events."""
+        return dict(self.unit.stats)
+
+    def silence(self, ms: float, direction: str = "out") -> None:
+        self.unit.inject_silence(ms, direction)
+
+    def garbage(self, nbytes: int = 32, terminate: bool = True) -> None:
+        self.unit.inject_garbage(int(nbytes), bool(terminate))
+
+    def corrupt_replies(self, count: int = 1) -> None:
+        self.unit.corrupt_replies(int(count))
+
+    def drop_events(self, count: int = 1) -> None:
+        self.unit.drop_events(int(count))
+
+    def power_cycle(self) -> None:
+        self.unit.power_cycle()
+
+    def power_off(self) -> None:
+        self.unit.power_off()
+
+    def power_on(self) -> None:
+        self.unit.power_on()
+
+    def call(self, op: str, args: dict[str, Any] | None = None) -> Any:
+        """Run one named operation with keyword arguments (the JSON-lines entry point)."""
+        if op not in self.OPERATIONS:
+            raise BackdoorError(f"unknown operation {op!r}; known: {', '.join(self.OPERATIONS)}")
+        method: Callable[..., Any] = getattr(self, op)
+        args = args or {}
+        if not isinstance(args, dict):
+            raise BackdoorError("args must be an object")
+        try:
+            inspect.signature(method).bind(**args)
+        except TypeError as exc:
+            raise BackdoorError(f"{op}: {exc}") from None
+        try:
+            return method(**args)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise BackdoorError(f"{op}: {exc}") from None
+
+
+class LaserBackdoor(Backdoor):
+    OPERATIONS = Backdoor.OPERATIONS + (
+        "set_input",
+        "inject_fault",
+        "remove_fault_cause",
+        "set_gain",
+        "set_gain_drift",
+        "set_monitor_gain",
+        "set_energy_deviation",
+        "set_head_temp",
+    )
+
+    @property
+    def model(self) -> LaserModel:
+        model = self.unit.model
+        assert isinstance(model, LaserModel)
+        return model
+
+    def set_input(self, name: str, value: Any) -> None:
+        """key, interlock, estop, foot (0/1) or spot (mm)."""
+        self.model.set_input(name, value)
+
+    def inject_fault(self, code: str) -> None:
+        """Give a fault its physical cause: it latches as the unit would see it.
+
+        F01 the lamp fails to fire at the next pulse; F02 emitted energy 35 % high (three
+        deviating pulses latch it); F03 the head overheats; F04 coolant flow is lost; F05 the
+        shutter sticks open (latches when the unit next closes it).
+        """
+        model = self.model
+        if code == "F01":
+            model.lamp_broken = True
+        elif code == "F02":
+            model.deviation = 1.35
+        elif code == "F03":
+            model.temp_c = OVERTEMP_C + 5.0
+        elif code == "F04":
+            model.coolant_lost = True
+        elif code == "F05":
+            model.shutter_stuck = True
+        else:
+            raise ValueError(f"unknown laser fault {code!r}")
+
+    def remove_fault_cause(self, code: str) -> None:
+        """Repair what ``inject_fault`` broke (the fault stays latched until FAULT CLEAR)."""
+        model = self.model
+        if code == "F01":
+            model.lamp_broken = False
+        elif code == "F02":
+            model.deviation = 1.0
+        elif code == "F03":
+            model.temp_c = 30.0
+        elif code == "F04":
+            model.coolant_lost = False
+        elif code == "F05":
+            model.shutter_stuck = False
+            if model.state not in ("READY", "EMITTING"):
+                model.shutter_open = False
+        else:
+            raise ValueError(f"unknown laser fault {code!r}")
+
+    def set_gain(self, gain: float) -> None:
+        """The lamp's true gain before ageing (1.00 when new)."""
+        self.model.base_gain = _positive(gain, "gain")
+
+    def set_gain_drift(self, per_pulse: float) -> None:
+        """Fraction of gain lost per pulse fired (lamp ageing)."""
+        self.model.ageing_per_pulse = float(per_pulse)
+
+    def set_monitor_gain(self, gain: float) -> None:
+        """The internal monitor's gain error (1.00 when true)."""
+        self.model.monitor_gain = _positive(gain, "monitor gain")
+
+    def set_energy_deviation(self, factor: float) -> None:
+        """A systematic factor on the emitted energy (1.00 = none)."""
+        self.model.deviation = _positive(factor, "deviation")
+
+    def set_head_temp(self, celsius: float) -> None:
+        self.model.temp_c = float(celsius)
+
+
+class CryoBackdoor(Backdoor):
+    OPERATIONS = Backdoor.OPERATIONS + (
+        "set_input",
+        "inject_fault",
+        "remove_fault_cause",
+        "set_sensor_offset",
+        "set_valve_stuck",
+        "set_level",
+        "set_pressure",
+        "nearly_empty",
+    )
+
+    @property
+    def model(self) -> CryoModel:
+        model = self.unit.model
+        assert isinstance(model, CryoModel)
+        return model
+
+    def set_input(self, name: str, value: Any) -> None:
+        """estop (0/1) or probe (P1, P3, P5, SPRAY, NONE)."""
+        self.model.set_input(name, value)
+
+    def inject_fault(self, code: str) -> None:
+        """C01 thermocouple open; C02 valve stuck open; C03 cylinder empty; C04 overpressure."""
+        model = self.model
+        if code == "C01":
+            model.sensor_open = True
+        elif code == "C02":
+            model.valve_stuck = True
+        elif code == "C03":
+            model.level = 1.0
+        elif code == "C04":
+            model.pressure_override = 65.0
+        else:
+            raise ValueError(f"unknown cryo fault {code!r}")
+
+    def remove_fault_cause(self, code: str) -> None:
+        model = self.model
+        if code == "C01":
+            model.sensor_open = False
+        elif code == "C02":
+            model.valve_stuck = False
+        elif code == "C03":
+            model.level = 100.0
+        elif code == "C04":
+            model.pressure_override = None
+        else:
+            raise ValueError(f"unknown cryo fault {code!r}")
+
+    def set_sensor_offset(self, celsius: float) -> None:
+        """Fixed error of the tip thermocouple (0 when new)."""
+        self.model.sensor_offset = float(celsius)
+
+    def set_valve_stuck(self, stuck: bool = True) -> None:
+        self.model.valve_stuck = bool(stuck)
+
+    def set_level(self, percent: float) -> None:
+        if not 0.0 <= float(percent) <= 100.0:
+            raise ValueError("level must be 0-100 %")
+        self.model.level = float(percent)
+
+    def set_pressure(self, bar: float | None) -> None:
+        """Override the supply pressure (None: follow the cryogen level)."""
+        self.model.pressure_override = None if bar is None else float(bar)
+
+    def nearly_empty(self) -> None:
+        """Scenario: a cylinder at 6 %, just above the unit's cryogen-low refusal."""
+        self.model.level = 6.0
+
+
+def _positive(value: Any, what: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError(f"{what} must be positive")
+    return number
