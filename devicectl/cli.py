@@ -94,3 +94,7 @@ def run_simulators() -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -75,7 +75,7 @@ class VirtualUnit:
             self.clock.advance(min(step, end - self.clock.now()))
             self.unit.advance_to(self.clock.now())
             self._collect()
-            if heartbeat and self.clock.now() < end:
+            if heartbeat:
                 self.request("HB")
 
     def run_until(self, predicate: Any, timeout: float, heartbeat: bool = True, step: float = 0.05) -> bool:

@@ -37,7 +37,7 @@ class SerialLine:
                     self.bad_frames.append(item)
                 else:
                     self.replies.append(item)  # type: ignore[arg-type]
-            if not data and time.monotonic() >= end:
+            if time.monotonic() >= end and (not data or len(data) < 4096):
                 return
 
     def send_raw(self, data: bytes) -> None:

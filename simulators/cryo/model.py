@@ -210,14 +210,15 @@ class CryoModel(UnitModel):
     def _physics(self, dt: float) -> None:
         if dt <= 0:
             return
-        before = self.tip_true
-        if self.valve_open and self.level > 0:
+        flowing = self.valve_open and self.level > 0
+        if flowing:
             sink, tau = float(self.tmin), COOL_TAU_S
             self.level = max(0.0, self.level - LEVEL_USE_PER_S * dt)
         else:
             sink, tau = CONTACT_C, WARM_TAU_S
         self.tip_true = sink + (self.tip_true - sink) * math.exp(-dt / tau)
-        if not self.valve_cmd and self.tip_true < before:
+        # the tip keeps cooling while cryogen flows through a valve commanded shut
+        if flowing and not self.valve_cmd:
             self._cooling_while_shut += dt
         else:
             self._cooling_while_shut = 0.0

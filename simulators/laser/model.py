@@ -160,6 +160,7 @@ class LaserModel(UnitModel):
             self._next_pulse = None
         if state is LaserState.READY:
             self._ready_since = self.now
+            self.shutter_open = True  # armed: the shutter opens, and closes on any unsafe input
         if state is not LaserState.CHARGING:
             self._charge_done = None
         self.emit("STATE", state=state.value, cause=cause)
