@@ -29,6 +29,7 @@ class Backdoor:
         "ops",
         "truth",
         "stats",
+        "executed",
         "silence",
         "garbage",
         "corrupt_replies",
@@ -52,6 +53,10 @@ class Backdoor:
     def stats(self) -> dict[str, int]:
         """Counters of the line engine: requests, executed, retransmits, comerr, events."""
         return dict(self.unit.stats)
+
+    def executed(self) -> list[str]:
+        """The last requests the unit executed, oldest first ("LIMIT PULSES 20")."""
+        return list(self.unit.executed)
 
     def silence(self, ms: float, direction: str = "out") -> None:
         self.unit.inject_silence(ms, direction)

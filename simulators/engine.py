@@ -9,6 +9,7 @@ the wire like a real cable (silence, garbage, corrupted CRCs, lost events).
 from __future__ import annotations
 
 import random
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -60,6 +61,8 @@ class LineUnit:
         self._corrupt_replies = 0
         self._drop_events = 0
         self.stats = {"requests": 0, "executed": 0, "retransmits": 0, "comerr": 0, "events": 0}
+        #: the last requests executed (not retransmissions), as "COMMAND ARG...", for tests
+        self.executed: deque[str] = deque(maxlen=200)
         model.bind(self._emit_event)
         self._boot(now)
 
@@ -165,6 +168,7 @@ class LineUnit:
         cached = _CachedRequest(item_bytes, self._now, None)
         self._last = cached
         self.stats["executed"] += 1
+        self.executed.append(" ".join((request.command,) + request.args))
         if self._pending is not None and request.command != "STOP":
             self._reply(cached, request.seq, busy())
             return

@@ -1,0 +1,346 @@
+"""The host side of line-protocol.md for one unit, over asyncio.
+
+One request in flight at a time; a reply that does not come in 250 ms is asked for again with the
+same SEQ and bytes (the unit's retransmit cache makes that safe) and then fails with
+``RequestTimeout``; every new request gets a new SEQ. Events reach every listener and subscriber
+as typed models while requests are in flight; EVSEQ gaps and discarded lines are reported.
+
+Heartbeat: an asyncio task of the owner's own loop sends ``HB`` when the line is otherwise idle,
+and only while the owner keeps calling ``owner_alive()`` (when ``owner_lease_s`` is set): a hung
+loop or a hung owner lets the unit's watchdog fire, as it must.
+
+Reconnect: a port that closes, or a unit that stops answering, is reported as ``LinkDown``; the
+driver reopens it with backoff and reports ``LinkUp(reconnect=True)``. It never sends anything on
+its own after a reconnect: the owner must treat the unit as reset, program every limit again, and
+never re-arm without a person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import AsyncIterator, Callable, ClassVar
+
+from .errors import DriverError, LinkLost, NotConnected, RequestTimeout, device_error
+from .events import (
+    COMMON_EVENTS,
+    Booted,
+    DeviceEvent,
+    DriverEvent,
+    EventGap,
+    LineNoise,
+    LinkDown,
+    LinkUp,
+    parse_event,
+)
+from .lineproto import BadFrame, ErrorReply, Event, FrameSplitter, Reply, Request, encode, format_value
+from .models import FaultStatus, Idn
+from .transport import SerialLine
+
+log = logging.getLogger(__name__)
+
+REPLY_TIMEOUT_S = 0.25
+RETRIES = 2
+Listener = Callable[[DriverEvent], None]
+
+
+class EventSubscription:
+    """An async stream of every event from the moment of subscription; use as a context manager."""
+
+    def __init__(self, driver: "LineDriver") -> None:
+        self._driver = driver
+        self._queue: asyncio.Queue[DriverEvent] = asyncio.Queue()
+
+    def _put(self, event: DriverEvent) -> None:
+        self._queue.put_nowait(event)
+
+    async def get(self, timeout: float | None = None) -> DriverEvent:
+        return await asyncio.wait_for(self._queue.get(), timeout)
+
+    def get_nowait(self) -> DriverEvent | None:
+        try:
+            return self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    def __aiter__(self) -> AsyncIterator[DriverEvent]:
+        return self
+
+    async def __anext__(self) -> DriverEvent:
+        return await self._queue.get()
+
+    def close(self) -> None:
+        self._driver._subscriptions.discard(self)
+
+    def __enter__(self) -> "EventSubscription":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LineDriver:
+    """What both unit drivers share: the exchange, the event stream, the link's life."""
+
+    EVENTS: ClassVar[dict[str, type[DeviceEvent]]] = COMMON_EVENTS
+    IDN_MODEL: ClassVar[type[Idn]] = Idn
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        reply_timeout_s: float = REPLY_TIMEOUT_S,
+        retries: int = RETRIES,
+        heartbeat_s: float | None = 0.25,
+        owner_lease_s: float | None = None,
+        reconnect: bool = True,
+        backoff_s: tuple[float, float] = (0.1, 2.0),
+        silent_after: int = 2,
+    ) -> None:
+        self.url = url
+        self.reply_timeout_s = reply_timeout_s
+        self.retries = retries
+        self.heartbeat_s = heartbeat_s
+        self.owner_lease_s = owner_lease_s
+        self.reconnect = reconnect
+        self.backoff_s = backoff_s
+        self.silent_after = silent_after
+        self._line = SerialLine(url, self._on_bytes, self._on_lost)
+        self._splitter = FrameSplitter()
+        self._lock = asyncio.Lock()
+        self._seq = 0
+        self._pending: tuple[int, asyncio.Future[Reply | ErrorReply]] | None = None
+        self._expected_evseq: int | None = None
+        self._listeners: list[Listener] = []
+        self._subscriptions: set[EventSubscription] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._connected = False
+        self._timeouts_in_a_row = 0
+        self._last_sent = 0.0
+        self._owner_seen = time.monotonic()
+        self.stats = {"requests": 0, "retries": 0, "timeouts": 0, "stray_replies": 0, "noise": 0, "gaps": 0, "reconnects": 0}
+
+    # ------------------------------------------------------------------ life cycle
+    async def connect(self) -> None:
+        """Open the line and start the heartbeat. Raises NotConnected if the port cannot open."""
+        self._closing = False
+        await self._open()
+        if self.heartbeat_s:
+            self._spawn(self._heartbeat_loop())
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._line.close()
+        self._connected = False
+        self._fail_pending(NotConnected("driver closed"))
+
+    async def __aenter__(self) -> "LineDriver":
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    async def _open(self) -> None:
+        self._splitter = FrameSplitter()
+        self._expected_evseq = None
+        await self._line.open()
+        self._connected = True
+        self._timeouts_in_a_row = 0
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_lost(self, reason: str) -> None:
+        self._link_down(reason)
+
+    def _link_down(self, reason: str) -> None:
+        if not self._connected or self._closing:
+            return
+        self._connected = False
+        self._line.close()
+        self._fail_pending(LinkLost(reason))
+        self._dispatch(LinkDown(reason=reason))
+        if self.reconnect:
+            self._spawn(self._reconnect_loop())
+
+    async def _reconnect_loop(self) -> None:
+        delay, ceiling = self.backoff_s
+        while not self._closing:
+            await asyncio.sleep(delay)
+            try:
+                await self._open()
+            except NotConnected:
+                delay = min(delay * 2, ceiling)
+                continue
+            self.stats["reconnects"] += 1
+            self._dispatch(LinkUp(reconnect=True))
+            return
+
+    # ------------------------------------------------------------------ events
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event)`` synchronously for every event (the lowest-latency path).
+
+        Returns a function that removes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def subscribe(self) -> EventSubscription:
+        subscription = EventSubscription(self)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def _dispatch(self, event: DriverEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a listener's bug must not stop the line; it is logged loudly
+                log.exception("event listener failed on %r", event)
+        for subscription in list(self._subscriptions):
+            subscription._put(event)
+
+    # ------------------------------------------------------------------ bytes in
+    def _on_bytes(self, data: bytes) -> None:
+        for item in self._splitter.feed(data):
+            if isinstance(item, (Reply, ErrorReply)):
+                pending = self._pending
+                if pending is not None and pending[0] == item.seq and not pending[1].done():
+                    pending[1].set_result(item)
+                else:
+                    self.stats["stray_replies"] += 1
+            elif isinstance(item, Event):
+                self._on_event(item)
+            elif isinstance(item, BadFrame):
+                self.stats["noise"] += 1
+                self._dispatch(LineNoise(reason=item.reason.value, detail=item.detail))
+            else:  # a request from the unit's side makes no sense
+                self.stats["noise"] += 1
+                self._dispatch(LineNoise(reason="syntax", detail="request frame from the unit"))
+
+    def _on_event(self, event: Event) -> None:
+        typed = parse_event(event, self.EVENTS)
+        expected = self._expected_evseq
+        if isinstance(typed, Booted):
+            expected = None  # the unit restarted its numbering
+        if expected is not None and event.evseq != expected:
+            missing = (event.evseq - expected) & 0xFFFF
+            self.stats["gaps"] += 1
+            self._dispatch(EventGap(missing=missing, first_missing=expected))
+        self._expected_evseq = (event.evseq + 1) & 0xFFFF
+        self._dispatch(typed)
+
+    # ------------------------------------------------------------------ requests
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & 0xFF
+        return self._seq
+
+    async def request(self, command: str, *args: object, timeout_s: float | None = None) -> dict[str, str]:
+        """Send one request and return its reply fields; ``ER`` raises the mapped DeviceError."""
+        text_args = tuple(_arg(a) for a in args)
+        async with self._lock:
+            if not self._connected:
+                raise NotConnected(f"{self.url} is not connected" + (" (reconnecting)" if self.reconnect and not self._closing else ""))
+            seq = self._next_seq()
+            data = encode(Request(seq, command, text_args))
+            name = " ".join((command,) + text_args)
+            self.stats["requests"] += 1
+            reply = await self._exchange(seq, data, name, timeout_s or self.reply_timeout_s)
+        if isinstance(reply, ErrorReply):
+            raise device_error(reply.code, reply.word, name)
+        return reply.fields_dict()
+
+    async def _exchange(self, seq: int, data: bytes, name: str, timeout_s: float) -> Reply | ErrorReply:
+        loop = asyncio.get_running_loop()
+        attempts = 1 + self.retries
+        for attempt in range(attempts):
+            future: asyncio.Future[Reply | ErrorReply] = loop.create_future()
+            self._pending = (seq, future)
+            if attempt:
+                self.stats["retries"] += 1
+            self._line.write(data)  # the same SEQ and bytes on every attempt
+            self._last_sent = time.monotonic()
+            timer = loop.call_later(timeout_s, _expire, future)
+            try:
+                reply = await future
+            except TimeoutError:
+                continue
+            finally:
+                timer.cancel()
+                self._pending = None
+            self._timeouts_in_a_row = 0
+            return reply
+        self.stats["timeouts"] += 1
+        self._timeouts_in_a_row += 1
+        if self._timeouts_in_a_row >= self.silent_after:
+            self._link_down(f"unit silent: {self._timeouts_in_a_row} requests unanswered")
+        raise RequestTimeout(name, attempts)
+
+    def _fail_pending(self, exc: Exception) -> None:
+        if self._pending is not None and not self._pending[1].done():
+            self._pending[1].set_exception(exc)
+
+    # ------------------------------------------------------------------ heartbeat
+    def owner_alive(self) -> None:
+        """The owner says it is alive; with ``owner_lease_s`` set, HB is sent only after this."""
+        self._owner_seen = time.monotonic()
+
+    async def _heartbeat_loop(self) -> None:
+        assert self.heartbeat_s
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            now = time.monotonic()
+            if not self._connected or self._lock.locked():
+                continue
+            if self.owner_lease_s is not None and now - self._owner_seen > self.owner_lease_s:
+                continue  # the owner is hung: the unit's watchdog must be allowed to fire
+            if now - self._last_sent < self.heartbeat_s:
+                continue  # other requests keep the watchdog alive
+            with contextlib.suppress(DriverError):
+                await self.request("HB")
+
+    # ------------------------------------------------------------------ common commands
+    async def idn(self) -> Idn:
+        return self.IDN_MODEL.model_validate(await self.request("IDN?"))
+
+    async def heartbeat(self) -> None:
+        await self.request("HB")
+
+    async def set_watchdog(self, ms: int) -> int:
+        return int((await self.request("WDT", int(ms)))["wdt"])
+
+    async def watchdog(self) -> int:
+        return int((await self.request("WDT?"))["wdt"])
+
+    async def stop(self) -> str:
+        """STOP: the unit's immediate safe state; always accepted. Returns the state."""
+        return (await self.request("STOP"))["state"]
+
+    async def fault(self) -> FaultStatus:
+        return FaultStatus.model_validate(await self.request("FAULT?"))
+
+    async def clear_fault(self) -> str:
+        return (await self.request("FAULT", "CLEAR"))["state"]
+
+
+def _expire(future: asyncio.Future[object]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+def _arg(value: object) -> str:
+    """One request argument as the wire wants it (bools 0/1, decimals without exponent)."""
+    return format_value(value)

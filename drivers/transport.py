@@ -1,0 +1,75 @@
+"""The byte line to a unit: pyserial (via pyserial-asyncio-fast) on any pyserial URL.
+
+A device path, a pty or ``socket://HOST:PORT`` all open the same way. The transport knows bytes
+and ports only; ``SerialLine.write`` on a line that is not open fails loudly (``NotConnected``)
+instead of dropping bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Callable
+
+import serial
+import serial_asyncio_fast
+
+from .errors import NotConnected
+
+BAUDRATE = 115200
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, on_bytes: Callable[[bytes], None], on_lost: Callable[[str], None]) -> None:
+        self._on_bytes = on_bytes
+        self._on_lost = on_lost
+
+    def data_received(self, data: bytes) -> None:
+        self._on_bytes(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._on_lost(f"port closed: {exc}" if exc else "port closed")
+
+
+class SerialLine:
+    """One open serial line; ``on_bytes`` gets everything the unit sends, ``on_lost`` the end."""
+
+    def __init__(self, url: str, on_bytes: Callable[[bytes], None], on_lost: Callable[[str], None]) -> None:
+        self.url = url
+        self._on_bytes = on_bytes
+        self._on_lost = on_lost
+        self._transport: asyncio.Transport | None = None
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        protocol = _Protocol(self._on_bytes, self._lost)
+        try:
+            transport, _ = await serial_asyncio_fast.create_serial_connection(
+                loop, lambda: protocol, self.url, baudrate=BAUDRATE
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise NotConnected(f"cannot open {self.url}: {exc}") from exc
+        port = getattr(transport, "serial", None)
+        if port is not None and not self.url.startswith("socket://"):
+            with contextlib.suppress(Exception):
+                port.reset_input_buffer()  # bytes from before we opened are not ours
+        self._transport = transport  # type: ignore[assignment]
+
+    def _lost(self, reason: str) -> None:
+        if self._transport is not None:
+            self._transport = None
+            self._on_lost(reason)
+
+    @property
+    def is_open(self) -> bool:
+        return self._transport is not None and not self._transport.is_closing()
+
+    def write(self, data: bytes) -> None:
+        if self._transport is None or self._transport.is_closing():
+            raise NotConnected(f"{self.url} is not open: have you called connect()?")
+        self._transport.write(data)
+
+    def close(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
