@@ -1,0 +1,195 @@
+"""STATE? round trip through the driver vs the strongest baselines, and event throughput.
+
+All clients talk to the same laser simulator, which runs in its own process on a pty:
+  raw      - a blocking pyserial loop: write the pre-encoded frame, read lines until the reply
+  asyncio  - a bare asyncio stream loop (pyserial-asyncio-fast reader/writer), no codec
+  driver   - LaserDriver.request("STATE?") and LaserDriver.state() (typed pydantic model)
+Event throughput: PULSE events written into a pty as fast as it takes them, delivered typed to a
+subscriber, vs the bare asyncio reader splitting lines. Goal: driver <= 1.25 x raw.
+Run: make bench (or .venv/bin/python bench/driver_rtt.py [round_trips])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+import tty
+from pathlib import Path
+
+import serial
+import serial_asyncio_fast
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from drivers import LaserDriver  # noqa: E402
+from drivers.lineproto import Event, Request, encode  # noqa: E402
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
+ROUNDS = 6  # the clients take turns in blocks of N / ROUNDS, so drift on a busy machine hits all alike
+
+
+def frames() -> list[bytes]:
+    return [encode(Request(seq, "STATE?")) for seq in range(256)]
+
+
+def summary(name: str, samples: list[float]) -> dict[str, float]:
+    samples = sorted(samples)
+    out = {
+        "p50": samples[len(samples) // 2] * 1e6,
+        "p99": samples[int(len(samples) * 0.99)] * 1e6,
+        "mean": statistics.fmean(samples) * 1e6,
+    }
+    print(f"{name:<22} p50 {out['p50']:8.1f} us   p99 {out['p99']:8.1f} us   mean {out['mean']:8.1f} us")
+    return out
+
+
+def raw_pyserial(port: str, n: int) -> list[float]:
+    line = serial.Serial(port, 115200, timeout=1)
+    encoded = frames()
+    samples = []
+    buffer = b""
+    for i in range(n):
+        frame = encoded[i & 0xFF]
+        start = time.perf_counter()
+        line.write(frame)
+        while True:  # read what is waiting in one call (readline() reads byte by byte)
+            buffer += line.read(line.in_waiting or 1)
+            end = buffer.find(b"\n", buffer.find(b"<"))
+            if buffer.find(b"<") >= 0 and end >= 0:
+                buffer = buffer[end + 1 :]
+                break
+        samples.append(time.perf_counter() - start)
+    line.close()
+    return samples
+
+
+async def bare_asyncio(port: str, n: int) -> list[float]:
+    reader, writer = await serial_asyncio_fast.open_serial_connection(url=port, baudrate=115200)
+    encoded = frames()
+    samples = []
+    for i in range(n):
+        start = time.perf_counter()
+        writer.write(encoded[i & 0xFF])
+        while (await reader.readuntil(b"\n"))[:1] != b"<":
+            pass
+        samples.append(time.perf_counter() - start)
+    writer.close()
+    return samples
+
+
+async def driver_rtt(port: str, n: int, typed: bool) -> list[float]:
+    driver = LaserDriver(port, heartbeat_s=None, reconnect=False)
+    await driver.connect()
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        if typed:
+            await driver.state()
+        else:
+            await driver.request("STATE?")
+        samples.append(time.perf_counter() - start)
+    await driver.close()
+    return samples
+
+
+def pulse_stream(count: int) -> bytes:
+    return b"".join(
+        encode(Event(i & 0xFFFF, "PULSE", (("n", str(i)), ("e", "447.9"), ("set", "450"), ("t", str(i * 100)))))
+        for i in range(count)
+    )
+
+
+async def event_throughput(count: int = 20000) -> tuple[float, float]:
+    data = pulse_stream(count)
+
+    async def feed(master: int) -> None:
+        loop = asyncio.get_running_loop()
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(master, view[:4096])
+                view = view[written:]
+            except BlockingIOError:
+                await asyncio.sleep(0)
+        await loop.run_in_executor(None, lambda: None)
+
+    def pty() -> tuple[int, str]:
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        os.set_blocking(master, False)
+        return master, os.ttyname(slave)
+
+    # bare asyncio reader, lines only
+    master, path = pty()
+    reader, writer = await serial_asyncio_fast.open_serial_connection(url=path, baudrate=115200)
+    start = time.perf_counter()
+    feeder = asyncio.create_task(feed(master))
+    for _ in range(count):
+        await reader.readuntil(b"\n")
+    bare = count / (time.perf_counter() - start)
+    await feeder
+    writer.close()
+    os.close(master)
+
+    # the driver: split, CRC, decode, EVSEQ check, typed Pulse, fan-out to a subscriber
+    master, path = pty()
+    driver = LaserDriver(path, heartbeat_s=None, reconnect=False)
+    await driver.connect()
+    received = 0
+    done = asyncio.Event()
+
+    def count_pulse(event: object) -> None:
+        nonlocal received
+        received += 1
+        if received == count:
+            done.set()
+
+    driver.add_listener(count_pulse)
+    start = time.perf_counter()
+    feeder = asyncio.create_task(feed(master))
+    await asyncio.wait_for(done.wait(), 60)
+    typed = count / (time.perf_counter() - start)
+    await feeder
+    await driver.close()
+    os.close(master)
+    return bare, typed
+
+
+def main() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devicectl.cli", "sim", "laser"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    assert proc.stdout is not None
+    port = proc.stdout.readline().strip().split(": ", 1)[1]
+    try:
+        print(f"STATE? round trip, {N} requests each in {ROUNDS} interleaved blocks, laser simulator in its own process on {port}")
+        results: dict[str, list[float]] = {"raw": [], "bare": [], "request": [], "state": []}
+        block = N // ROUNDS
+        for _ in range(ROUNDS):
+            results["raw"] += raw_pyserial(port, block)
+            results["bare"] += asyncio.run(bare_asyncio(port, block))
+            results["request"] += asyncio.run(driver_rtt(port, block, typed=False))
+            results["state"] += asyncio.run(driver_rtt(port, block, typed=True))
+        raw = summary("raw pyserial", results["raw"])
+        bare = summary("bare asyncio stream", results["bare"])
+        untyped = summary("driver request()", results["request"])
+        typed = summary("driver state() typed", results["state"])
+        print(
+            f"ratio driver/raw: request() {untyped['p50'] / raw['p50']:.2f} x, state() {typed['p50'] / raw['p50']:.2f} x (p50);"
+            f" vs bare asyncio: {untyped['p50'] / bare['p50']:.2f} x, {typed['p50'] / bare['p50']:.2f} x  (goal <= 1.25 x raw)"
+        )
+        bare_eps, typed_eps = asyncio.run(event_throughput())
+        print(f"event throughput: bare asyncio lines {bare_eps:,.0f}/s, driver typed events {typed_eps:,.0f}/s"
+              f" (ratio {typed_eps / bare_eps:.2f})")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+if __name__ == "__main__":
+    main()
