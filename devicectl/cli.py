@@ -9,10 +9,11 @@ from typing import Optional
 
 import typer
 
-from simulators.host import SimulatorHost, build_unit
+from simulators.host import SimulatorHost
+from simulators.units import build_unit
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Treatment device control.")
-sim_app = typer.Typer(no_args_is_help=True, help="Run a device simulator in the foreground.")
+sim_app = typer.Typer(no_args_is_help=True, help="Run device simulators in the foreground.")
 app.add_typer(sim_app, name="sim")
 
 
@@ -23,6 +24,14 @@ class Cryogen(str, Enum):
 
 def _port_option(help_text: str) -> Optional[int]:
     return typer.Option(None, min=0, max=65535, help=help_text)
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
 @sim_app.command("laser")
@@ -58,38 +67,37 @@ def _serve(kind: str, tcp: Optional[int], backdoor: Optional[int], seed: int, li
         for line in addresses.lines(kind):
             typer.echo(line)
         typer.echo("press Ctrl-C to stop", err=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await _until_signalled()
         await host.stop()
+
+    asyncio.run(main())
+
+
+@sim_app.command("bench")
+def sim_bench(
+    seed: int = typer.Option(0, help="Seed of the simulated noise."),
+    tcp: bool = typer.Option(False, help="Also serve the laser and cryo lines on TCP."),
+    meter_port: int = typer.Option(0, min=0, max=65535, help="TCP port of the energy meter (0: free)."),
+    thermometer_port: int = typer.Option(0, min=0, max=65535, help="TCP port of the thermometer (0: free)."),
+) -> None:
+    """Laser, cryo, energy meter and thermometer on one simulated bench."""
+    from simulators.bench import build_bench
+
+    async def main() -> None:
+        bench = build_bench(seed=seed, tcp=tcp, instrument_ports=(meter_port, thermometer_port))
+        for name, address in (await bench.start()).items():
+            typer.echo(f"{name}: {address}")
+        typer.echo("bench running; press Ctrl-C to stop", err=True)
+        await _until_signalled()
+        await bench.stop()
 
     asyncio.run(main())
 
 
 @app.command("run-simulators")
 def run_simulators() -> None:
-    """Run the laser and cryo simulators together (what `make run` starts until the service lands)."""
-
-    async def main() -> None:
-        hosts = []
-        for kind, port in (("laser", 8101), ("cryo", 8102)):
-            unit, door = build_unit(kind)  # type: ignore[arg-type]
-            host = SimulatorHost(unit, door, tcp_port=0, backdoor_port=0)
-            hosts.append(host)
-            for line in (await host.start()).lines(kind):
-                typer.echo(line)
-        typer.echo("simulators running; press Ctrl-C to stop")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        for host in hosts:
-            await host.stop()
-
-    asyncio.run(main())
+    """The whole simulated bench (what `make run` starts until the service lands)."""
+    sim_bench(seed=0, tcp=True, meter_port=0, thermometer_port=0)
 
 
 def main() -> None:

@@ -315,8 +315,8 @@ def _start_sim_process(port: int) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     assert proc.stdout is not None
-    for _ in range(2):
-        proc.stdout.readline()
+    lines = [proc.stdout.readline() for _ in range(2)]
+    assert lines[1].startswith("cryo tcp port: socket://"), f"simulator did not start: {lines}"
     return proc
 
 
