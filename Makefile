@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 run: venv
-	$(BIN)/devicectl run-simulators
+	$(BIN)/devicectl serve --simulate
 
 test: venv
 	$(BIN)/python -m pytest

@@ -9,8 +9,12 @@ from typing import Optional
 
 import typer
 
+from pathlib import Path
+
 from simulators.host import SimulatorHost
 from simulators.units import build_unit
+
+from .config import ConfigError, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Treatment device control.")
 sim_app = typer.Typer(no_args_is_help=True, help="Run device simulators in the foreground.")
@@ -79,14 +83,24 @@ def sim_bench(
     tcp: bool = typer.Option(False, help="Also serve the laser and cryo lines on TCP."),
     meter_port: int = typer.Option(0, min=0, max=65535, help="TCP port of the energy meter (0: free)."),
     thermometer_port: int = typer.Option(0, min=0, max=65535, help="TCP port of the thermometer (0: free)."),
+    link_dir: Optional[str] = typer.Option(None, help="Symlink DIR/laser and DIR/cryo to the ptys."),
+    json_line: bool = typer.Option(False, "--json", help="Print the addresses as one JSON line."),
 ) -> None:
     """Laser, cryo, energy meter and thermometer on one simulated bench."""
+    import json
+
     from simulators.bench import build_bench
 
     async def main() -> None:
-        bench = build_bench(seed=seed, tcp=tcp, instrument_ports=(meter_port, thermometer_port))
-        for name, address in (await bench.start()).items():
-            typer.echo(f"{name}: {address}")
+        if link_dir:
+            Path(link_dir).mkdir(parents=True, exist_ok=True)
+        bench = build_bench(seed=seed, tcp=tcp, instrument_ports=(meter_port, thermometer_port), link_dir=link_dir)
+        addresses = await bench.start()
+        if json_line:
+            typer.echo(json.dumps(addresses))
+        else:
+            for name, address in addresses.items():
+                typer.echo(f"{name}: {address}")
         typer.echo("bench running; press Ctrl-C to stop", err=True)
         await _until_signalled()
         await bench.stop()
@@ -94,10 +108,55 @@ def sim_bench(
     asyncio.run(main())
 
 
-@app.command("run-simulators")
-def run_simulators() -> None:
-    """The whole simulated bench (what `make run` starts until the service lands)."""
-    sim_bench(seed=0, tcp=True, meter_port=0, thermometer_port=0)
+@app.command("serve")
+def serve(
+    config: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="TOML configuration file."),
+    simulate: bool = typer.Option(False, help="Start the simulated bench and run against it."),
+    host: Optional[str] = typer.Option(None, help="HTTP bind address (default 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, min=0, max=65535, help="HTTP port (default 8000)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Folder of the database (default ./data)."),
+) -> None:
+    """Run the service: devices under the safety kernel, records, API and touchscreen."""
+    from .serve import run_service
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["http_host"] = host
+    if port is not None:
+        overrides["http_port"] = port
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    try:
+        settings = load_settings(config, **overrides)
+    except ConfigError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(run_service(settings, simulate))
+
+
+audit_app = typer.Typer(no_args_is_help=True, help="The audit log.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(data_dir: Path = typer.Option(Path("data"), help="Folder of the database.")) -> None:
+    """Check the hash chain of the audit log: any edit, deletion or reordering is named."""
+    import sqlite3
+
+    from .audit import verify
+
+    path = data_dir / "devicectl.sqlite3"
+    if not path.exists():
+        typer.echo(f"no database at {path}", err=True)
+        raise typer.Exit(2)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    result = verify(conn)
+    conn.close()
+    if result.ok:
+        typer.echo(f"audit log intact: {result.entries} entries")
+        return
+    typer.echo(f"audit log BROKEN at entry {result.first_bad_id}: {result.reason}", err=True)
+    raise typer.Exit(1)
 
 
 def main() -> None:

@@ -50,6 +50,8 @@ class Bench:
             for kind, value in (("port", a.pty), ("tcp", a.tcp), ("backdoor", a.backdoor)):
                 if value:
                     out[f"{name}_{kind}"] = value
+        out["laser_serial"] = str(self.laser.unit.model.idn_fields()["serial"])
+        out["cryo_serial"] = str(self.cryo.unit.model.idn_fields()["serial"])
         out["meter"] = self.meter.resource or ""
         out["thermometer"] = self.thermometer.resource or ""
         if self.meter.pty_path:
@@ -66,15 +68,17 @@ def build_bench(
     backdoor: bool = True,
     instrument_ports: tuple[int, int] = (0, 0),
     instrument_pty: bool = False,
+    link_dir: str | None = None,
 ) -> Bench:
     clock = clock or MonotonicClock()
     rng = random.Random(seed ^ 0xBE7C)
     laser_unit, laser_door = build_unit("laser", seed=seed, now=clock.now())
     cryo_unit, cryo_door = build_unit("cryo", seed=seed + 1, now=clock.now())
+    links = (f"{link_dir}/laser", f"{link_dir}/cryo") if link_dir else (None, None)
     laser_host = SimulatorHost(laser_unit, laser_door, clock, tcp_port=0 if tcp else None,
-                               backdoor_port=0 if backdoor else None)
+                               backdoor_port=0 if backdoor else None, link=links[0])
     cryo_host = SimulatorHost(cryo_unit, cryo_door, clock, tcp_port=0 if tcp else None,
-                              backdoor_port=0 if backdoor else None)
+                              backdoor_port=0 if backdoor else None, link=links[1])
     laser_model, cryo_model = laser_unit.model, cryo_unit.model
     assert isinstance(laser_model, LaserModel) and isinstance(cryo_model, CryoModel)
     meter = EnergyMeter(random.Random(rng.random()))

@@ -1,0 +1,274 @@
+"""The HTTP API (REST + a WebSocket live stream) the touchscreen and technicians' tools use.
+
+Validation errors are clear 4xx answers, never 5xx. Every route but login needs a token
+(``Authorization: Bearer ...``); STOP is accepted for any logged-in role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from contextlib import asynccontextmanager
+from datetime import date
+from typing import Annotated, Any, AsyncIterator, Literal
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from safety.plans import Indication, Ink
+
+from .audit import verify
+from .auth import AuthError, User
+from .service import Service
+from .sessions import SessionError
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginBody(Body):
+    user: str = Field(min_length=1, max_length=64)
+    pin: str = Field(min_length=1, max_length=32)
+
+
+class PinBody(Body):
+    old_pin: str = Field(max_length=32)
+    new_pin: str = Field(max_length=32)
+
+
+class UserBody(Body):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    role: Literal["practitioner", "technician", "admin"]
+    pin: str = Field(max_length=32)
+
+
+class SessionBody(Body):
+    patient_id: str = Field(max_length=32)
+    device: str = Field(max_length=32)
+    indication: Indication
+    skin_type: int = Field(ge=1, le=6)
+    sensitive_skin: bool = False
+    area_cm2: float = Field(gt=0, le=1000)
+    site: str = Field(min_length=1, max_length=64)
+    inks: list[Ink] = Field(default_factory=list, max_length=11)
+
+
+class EditBody(Body):
+    energy_mj: int | None = Field(None, ge=1, le=10000)
+    rate_hz: float | None = Field(None, gt=0, le=100)
+    pulse_budget: int | None = Field(None, ge=1, le=100000)
+    freeze_s: float | None = Field(None, gt=0, le=600)
+    cycles: int | None = Field(None, ge=1, le=100)
+    target_c: int | None = Field(None, ge=-273, le=100)
+
+
+class TestSpotBody(Body):
+    done_on: date
+    reviewed: bool
+    darkened: bool
+
+
+class ChecklistBody(Body):
+    identity_confirmed: bool = False
+    consent_signed: bool = False
+    eye_protection_all: bool = False
+    no_sun_last_4_weeks: bool = False
+    benign_assessed: bool = False
+    test_spot: TestSpotBody | None = None
+
+
+class FreezeBody(Body):
+    seconds: float = Field(gt=0, le=60)
+
+
+class StopBody(Body):
+    device: str | None = Field(None, max_length=32)
+    origin: str = Field("api", max_length=32)
+
+
+class CalibrationBody(Body):
+    device_serial: str = Field(min_length=1, max_length=64)
+    device_kind: Literal["laser", "cryo"]
+    passed: bool
+    results: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    expires_on: date | None = None
+
+
+def token_of(authorization: Annotated[str | None, Header()] = None) -> str:
+    if not authorization or not authorization.startswith("Bearer "):
+        raise AuthError("log in first (Authorization: Bearer TOKEN)")
+    return authorization[7:]
+
+
+def current_user(request: Request, token: Annotated[str, Depends(token_of)]) -> User:
+    return request.app.state.service.accounts.user_for(token)
+
+
+Auth = Annotated[User, Depends(current_user)]
+Token = Annotated[str, Depends(token_of)]
+
+
+def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            await service.start()
+        yield
+        if manage_lifecycle:
+            await service.stop()
+
+    app = FastAPI(title="devicectl", version="0.1.0", lifespan=lifespan,
+                  description="Treatment device control under the safety kernel.")
+
+    @app.exception_handler(AuthError)
+    async def auth_error(request: Request, exc: AuthError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(SessionError)
+    async def session_error(request: Request, exc: SessionError) -> JSONResponse:
+        return JSONResponse({"error": str(exc), "hazard": exc.hazard}, status_code=exc.status)
+
+    @app.exception_handler(ValueError)
+    async def value_error(request: Request, exc: ValueError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=422)
+
+    app.state.service = service
+    # ------------------------------------------------------------------ accounts
+    @app.post("/api/login")
+    async def login(body: LoginBody) -> dict[str, Any]:
+        token, user = service.accounts.login(body.user, body.pin)
+        return {"token": token, "user": user.name, "role": user.role, "must_change_pin": user.must_change}
+
+    @app.post("/api/logout")
+    async def logout(user: Auth, token: Token) -> dict[str, Any]:
+        service.accounts.logout(token, user)
+        return {"ok": True}
+
+    @app.get("/api/me")
+    async def me(user: Auth) -> dict[str, Any]:
+        return {"user": user.name, "role": user.role, "must_change_pin": user.must_change}
+
+    @app.post("/api/me/pin")
+    async def change_pin(body: PinBody, user: Auth) -> dict[str, Any]:
+        service.accounts.change_pin(user, body.old_pin, body.new_pin)
+        return {"ok": True}
+
+    @app.post("/api/users", status_code=201)
+    async def create_user(body: UserBody, user: Auth) -> dict[str, Any]:
+        service.accounts.require(user, "admin", action="user.create")
+        return {"id": service.accounts.create_user(user, body.name, body.role, body.pin)}
+
+    @app.post("/api/users/{name}/unlock")
+    async def unlock_user(name: str, user: Auth) -> dict[str, Any]:
+        service.accounts.require(user, "admin", action="user.unlock")
+        service.accounts.unlock(user, name)
+        return {"ok": True}
+
+    # ------------------------------------------------------------------ devices and stop
+    @app.get("/api/devices")
+    async def devices(user: Auth) -> list[dict[str, Any]]:
+        return service.devices()
+
+    @app.post("/api/stop")
+    async def stop(user: Auth, body: StopBody | None = None) -> dict[str, Any]:
+        body = body or StopBody()
+        return {"stopped": service.sessions.stop(user, body.origin, body.device)}
+
+    # ------------------------------------------------------------------ sessions
+    @app.post("/api/patients", status_code=201)
+    async def new_patient(user: Auth) -> dict[str, Any]:
+        return {"patient_id": service.sessions.new_patient(user)}
+
+    @app.post("/api/sessions", status_code=201)
+    async def create_session(body: SessionBody, user: Auth) -> dict[str, Any]:
+        request = body.model_dump(mode="json", exclude={"patient_id", "device"})
+        return service.sessions.create(user, body.patient_id, body.device, request)
+
+    @app.get("/api/sessions/{session_id}")
+    async def get_session(session_id: int, user: Auth) -> dict[str, Any]:
+        return service.sessions.get(session_id)
+
+    @app.post("/api/sessions/{session_id}/edit")
+    async def edit_session(session_id: int, body: EditBody, user: Auth) -> dict[str, Any]:
+        return service.sessions.edit(user, session_id, body.model_dump(exclude_none=True))
+
+    @app.put("/api/sessions/{session_id}/checklist")
+    async def checklist(session_id: int, body: ChecklistBody, user: Auth) -> dict[str, Any]:
+        return service.sessions.set_checklist(user, session_id, body.model_dump(mode="json"))
+
+    @app.post("/api/sessions/{session_id}/start")
+    async def start(session_id: int, user: Auth) -> dict[str, Any]:
+        return await service.sessions.start(user, session_id)
+
+    @app.post("/api/sessions/{session_id}/arm")
+    async def arm(session_id: int, user: Auth) -> dict[str, Any]:
+        return await service.sessions.arm(user, session_id)
+
+    @app.post("/api/sessions/{session_id}/freeze")
+    async def freeze(session_id: int, body: FreezeBody, user: Auth) -> dict[str, Any]:
+        return await service.sessions.freeze(user, session_id, body.seconds)
+
+    @app.post("/api/sessions/{session_id}/acknowledge")
+    async def acknowledge(session_id: int, user: Auth) -> dict[str, Any]:
+        return service.sessions.acknowledge(user, session_id)
+
+    @app.post("/api/sessions/{session_id}/reconfirm")
+    async def reconfirm(session_id: int, user: Auth) -> dict[str, Any]:
+        return service.sessions.reconfirm(user, session_id)
+
+    @app.post("/api/sessions/{session_id}/end")
+    async def end(session_id: int, user: Auth) -> dict[str, Any]:
+        return await service.sessions.end(user, session_id)
+
+    # ------------------------------------------------------------------ calibration and audit
+    @app.get("/api/calibrations")
+    async def calibrations(user: Auth) -> list[dict[str, Any]]:
+        return service.calibrations()
+
+    @app.post("/api/calibrations", status_code=201)
+    async def record_calibration(body: CalibrationBody, user: Auth) -> dict[str, Any]:
+        expires = body.expires_on.isoformat() if body.expires_on else None
+        return {"id": service.record_calibration(user, body.device_serial, body.device_kind, body.passed, body.results, expires)}
+
+    @app.get("/api/audit")
+    async def audit(user: Auth, limit: int = 200) -> list[dict[str, Any]]:
+        service.accounts.require(user, "admin", action="audit.read")
+        return service.audit.entries(max(1, min(limit, 1000)))
+
+    @app.get("/api/audit/verify")
+    async def audit_verify(user: Auth) -> dict[str, Any]:
+        service.accounts.require(user, "admin", action="audit.verify")
+        with service.store.lock:
+            result = verify(service.store.conn)
+        return result.__dict__
+
+    # ------------------------------------------------------------------ live stream
+    @app.websocket("/ws")
+    async def live(websocket: WebSocket, token: str = "") -> None:
+        try:
+            user = service.accounts.user_for(token)
+        except AuthError:
+            await websocket.close(code=4401)
+            return
+        await websocket.accept()
+        queue = service.hub.subscribe()
+        try:
+            await websocket.send_json({"type": "hello", "user": user.name, "devices": service.devices()})
+            while True:
+                message = await queue.get()
+                await websocket.send_json(message)
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            service.hub.unsubscribe(queue)
+            with contextlib.suppress(Exception):
+                await websocket.close()
+
+    @app.get("/api/health")
+    async def health() -> dict[str, Any]:
+        return {"ok": True, "devices": {s.config.name: s.status.connected for s in service.supervisors.values()}}
+
+    _ = asyncio, HTTPException
+    return app

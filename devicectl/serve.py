@@ -1,0 +1,101 @@
+"""Run the service (and, with --simulate, the simulated bench as a separate process).
+
+The bench runs in its own process so that the service can die (even by kill -9) while the
+devices live on: they then fall to their safe state by their own watchdogs, as real units do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from .api import create_app
+from .config import DeviceConfig, Settings
+from .service import Service
+
+
+def start_bench(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    link_dir = (data_dir / "sim").resolve()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devicectl.cli", "sim", "bench", "--json", "--link-dir", str(link_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError("the simulated bench did not start")
+    addresses = json.loads(line)
+    return proc, addresses
+
+
+def simulated_settings(settings: Settings, addresses: dict[str, str]) -> Settings:
+    link_dir = (settings.data_dir / "sim").resolve()
+    return settings.model_copy(update={
+        "devices": [
+            DeviceConfig(name="laser", type="laser", port=str(link_dir / "laser")),
+            DeviceConfig(name="cryo", type="cryo", port=str(link_dir / "cryo")),
+        ],
+        "meter": addresses["meter"],
+        "thermometer": addresses["thermometer"],
+    })
+
+
+def seed_factory_calibrations(service: Service, addresses: dict[str, str]) -> None:
+    """A simulated unit ships, like a real one, with its factory calibration record."""
+    known = {row["device_serial"] for row in service.calibrations()}
+    for kind in ("laser", "cryo"):
+        serial = addresses[f"{kind}_serial"]
+        if serial not in known:
+            service.record_calibration(None, serial, kind, True, {"source": "factory (simulated unit)", "monitor_correction": 1.0})
+
+
+def run_service(settings: Settings, simulate: bool) -> int:
+    bench: subprocess.Popen[str] | None = None
+    addresses: dict[str, Any] = {}
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if simulate:
+        bench, addresses = start_bench(settings.data_dir)
+        settings = simulated_settings(settings, addresses)
+    try:
+        return asyncio.run(_serve(settings, addresses))
+    except KeyboardInterrupt:  # uvicorn shut down gracefully, then re-raised Ctrl-C: a normal stop
+        return 0
+    finally:
+        if bench is not None:
+            bench.send_signal(signal.SIGTERM)
+            bench.wait(timeout=10)
+
+
+async def _serve(settings: Settings, addresses: dict[str, Any]) -> int:
+    service = Service(settings)
+    await service.start()
+    if addresses:
+        seed_factory_calibrations(service, addresses)
+    app = create_app(service, manage_lifecycle=False)
+    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    url = f"http://{settings.http_host}:{settings.http_port}"
+    print(f"devicectl service on {url}  (data in {settings.data_dir.resolve()})", flush=True)
+    for device in settings.devices:
+        print(f"  device {device.name}: {device.type} on {device.port}", flush=True)
+    if addresses:
+        print(f"  simulated bench: meter {addresses['meter']}, thermometer {addresses['thermometer']}", flush=True)
+        print(f"  simulator backdoors: laser {addresses.get('laser_backdoor')}, cryo {addresses.get('cryo_backdoor')}", flush=True)
+    if service.interrupted:
+        print(f"  sessions interrupted by the last stop: {service.interrupted}", flush=True)
+    if service.first_admin_pin:
+        print(f"  first run: log in as 'admin' with the one-time PIN {service.first_admin_pin} (change it at once)", flush=True)
+    else:
+        print("  log in with your user name and PIN", flush=True)
+    try:
+        await server.serve()
+    finally:
+        await service.stop()
+    return 0

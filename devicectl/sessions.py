@@ -1,0 +1,331 @@
+"""Treatment sessions: patient, plan, checklist, arm/treat, pause, end, aftercare; and their records.
+
+A session is ``planned`` (plan approved by the kernel's planner), ``active`` (open on its device),
+then ``ended`` or ``interrupted`` (the service stopped while it was active: marked on restart).
+Every pulse and freeze is recorded against it; every change is audited.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+import time
+from datetime import date, timedelta
+from typing import Any
+
+from safety import facts as F
+from safety.checklist import (
+    Calibration,
+    ChecklistAnswers,
+    ChecklistContext,
+    PreviousSession,
+    TestSpot,
+    aftercare,
+    open_items,
+)
+from safety.plans import (
+    CryoPlan,
+    Indication,
+    Ink,
+    LaserPlan,
+    Modality,
+    Plan,
+    PlanRefused,
+    PlanRequest,
+    ProtocolTable,
+    edit_plan,
+    plan_treatment,
+)
+
+from .audit import AuditLog
+from .auth import Accounts, User
+from .store import Store
+from .supervisor import DeviceSupervisor, Refused
+
+ACTIVE = "active"
+
+
+class SessionError(Exception):
+    def __init__(self, message: str, status: int = 409, hazard: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.hazard = hazard
+
+
+def plan_to_json(plan: Plan) -> str:
+    data = dataclasses.asdict(plan)
+    return json.dumps(data, default=lambda v: v.value if hasattr(v, "value") else list(v))
+
+
+def plan_from_json(text: str) -> Plan:
+    data = json.loads(text)
+    data["indication"] = Indication(data["indication"])
+    data["modality"] = Modality(data["modality"])
+    data["warnings"] = tuple(data["warnings"])
+    return LaserPlan(**data) if data["modality"] == "laser" else CryoPlan(**data)
+
+
+def answers_from_dict(data: dict[str, Any]) -> ChecklistAnswers:
+    spot = data.get("test_spot")
+    return ChecklistAnswers(
+        identity_confirmed=bool(data.get("identity_confirmed")),
+        consent_signed=bool(data.get("consent_signed")),
+        eye_protection_all=bool(data.get("eye_protection_all")),
+        no_sun_last_4_weeks=bool(data.get("no_sun_last_4_weeks")),
+        benign_assessed=bool(data.get("benign_assessed")),
+        test_spot=TestSpot(date.fromisoformat(spot["done_on"]), bool(spot["reviewed"]), bool(spot["darkened"])) if spot else None,
+    )
+
+
+class Sessions:
+    def __init__(self, store: Store, audit: AuditLog, accounts: Accounts, supervisors: dict[str, DeviceSupervisor],
+                 table: ProtocolTable) -> None:
+        self.store = store
+        self.audit = audit
+        self.accounts = accounts
+        self.supervisors = supervisors
+        self.table = table
+        for name, supervisor in supervisors.items():
+            supervisor.record = self._recorder(name)
+
+    # ------------------------------------------------------------------ restart
+    def mark_interrupted(self) -> list[int]:
+        """Sessions left active by a crash or kill: interrupted, never resumed."""
+        rows = self.store.query("SELECT id FROM sessions WHERE state = ?", (ACTIVE,))
+        with self.store.transaction() as tx:
+            for row in rows:
+                tx.execute("UPDATE sessions SET state = 'interrupted', closed = ?, outcome = ? WHERE id = ?",
+                           (time.time(), "the service stopped during the session", row["id"]))
+                self.audit.append("system", "session.interrupted", tx, session=row["id"])
+        return [row["id"] for row in rows]
+
+    # ------------------------------------------------------------------ patients and plans
+    def new_patient(self, user: User) -> str:
+        self.accounts.require(user, "practitioner", action="patient.create")
+        patient_id = "P-" + secrets.token_hex(4).upper()
+        with self.store.transaction() as tx:
+            tx.execute("INSERT INTO patients (id, created, created_by) VALUES (?, ?, ?)", (patient_id, time.time(), user.name))
+            self.audit.append(user.name, "patient.created", tx, patient=patient_id)
+        return patient_id
+
+    def create(self, user: User, patient_id: str, device: str, request: dict[str, Any]) -> dict[str, Any]:
+        self.accounts.require(user, "practitioner", action="session.create")
+        if not self.store.one("SELECT id FROM patients WHERE id = ?", (patient_id,)):
+            raise SessionError(f"no patient {patient_id}", 404)
+        supervisor = self._supervisor(device)
+        plan_request = PlanRequest(
+            indication=Indication(request["indication"]),
+            skin_type=int(request["skin_type"]),
+            sensitive_skin=bool(request.get("sensitive_skin", False)),
+            area_cm2=float(request["area_cm2"]),
+            site=str(request["site"]),
+            inks=frozenset(Ink(i) for i in request.get("inks", [])),
+        )
+        plan = plan_treatment(plan_request, self.table)
+        if isinstance(plan, PlanRefused):
+            self.audit.append(user.name, "plan.refused", patient=patient_id, reason=plan.reason, hazard=plan.hazard.value)
+            raise SessionError(plan.reason, 422, plan.hazard.value)
+        if plan.modality.value != supervisor.config.type:
+            raise SessionError(f"{plan.indication.value} is treated with the {plan.modality.value}, not {device}", 422)
+        with self.store.transaction() as tx:
+            cursor = tx.execute(
+                "INSERT INTO sessions (patient_id, device, modality, site, plan, state, created, practitioner)"
+                " VALUES (?, ?, ?, ?, ?, 'planned', ?, ?)",
+                (patient_id, device, plan.modality.value, plan.site, plan_to_json(plan), time.time(), user.name),
+            )
+            session_id = int(cursor.lastrowid or 0)
+            self.audit.append(user.name, "session.planned", tx, session=session_id, patient=patient_id,
+                              protocol=plan.protocol, device=device)
+        return self.get(session_id)
+
+    def edit(self, user: User, session_id: int, changes: dict[str, float]) -> dict[str, Any]:
+        self.accounts.require(user, "practitioner", action="session.edit")
+        row = self._row(session_id)
+        if row["state"] != "planned":
+            raise SessionError("only a planned session can be edited")
+        result = edit_plan(plan_from_json(row["plan"]), **changes)
+        if isinstance(result, PlanRefused):
+            self.audit.append(user.name, "plan.edit.refused", session=session_id, changes=changes, reason=result.reason)
+            raise SessionError(result.reason, 422, result.hazard.value)
+        with self.store.transaction() as tx:
+            tx.execute("UPDATE sessions SET plan = ? WHERE id = ?", (plan_to_json(result), session_id))
+            self.audit.append(user.name, "plan.edited", tx, session=session_id, changes=changes)
+        return self.get(session_id)
+
+    # ------------------------------------------------------------------ checklist
+    def set_checklist(self, user: User, session_id: int, answers: dict[str, Any]) -> dict[str, Any]:
+        self.accounts.require(user, "practitioner", action="checklist")
+        row = self._row(session_id)
+        answers_from_dict(answers)  # refuse malformed answers before storing them
+        with self.store.transaction() as tx:
+            tx.execute("UPDATE sessions SET checklist = ? WHERE id = ?", (json.dumps(answers), session_id))
+            self.audit.append(user.name, "checklist.answered", tx, session=session_id, answers=answers)
+        return self.get(row["id"])
+
+    def context(self, row: Any) -> ChecklistContext:
+        supervisor = self.supervisors[row["device"]]
+        serial = supervisor.status.serial
+        calibration = None
+        cal = self.store.one(
+            "SELECT * FROM calibrations WHERE device_serial = ? ORDER BY performed DESC, id DESC LIMIT 1", (serial,)
+        ) if serial else None
+        if cal is not None:
+            calibration = Calibration(cal["device_serial"], bool(cal["passed"]), date.fromisoformat(cal["expires_on"]))
+        previous = tuple(
+            PreviousSession(r["site"], Modality(r["modality"]), date.fromtimestamp(r["opened"]))
+            for r in self.store.query(
+                "SELECT site, modality, opened FROM sessions WHERE patient_id = ? AND id != ? AND opened IS NOT NULL",
+                (row["patient_id"], row["id"]),
+            )
+        )
+        return ChecklistContext(date.today(), calibration, previous)
+
+    def calibration_correction(self, row: Any) -> float:
+        """The monitor correction of the device's latest passed calibration (1.0 without one)."""
+        serial = self.supervisors[row["device"]].status.serial
+        cal = self.store.one(
+            "SELECT results FROM calibrations WHERE device_serial = ? AND passed = 1 ORDER BY performed DESC LIMIT 1", (serial,)
+        )
+        if cal is None:
+            return 1.0
+        return float(json.loads(cal["results"]).get("monitor_correction", 1.0))
+
+    # ------------------------------------------------------------------ treatment
+    async def start(self, user: User, session_id: int) -> dict[str, Any]:
+        self.accounts.require(user, "practitioner", action="session.start")
+        row = self._row(session_id)
+        if row["state"] != "planned":
+            raise SessionError(f"the session is {row['state']}")
+        supervisor = self.supervisors[row["device"]]
+        if supervisor.session_id is not None:
+            raise SessionError(f"{row['device']} is in session {supervisor.session_id}")
+        if not supervisor.status.connected:
+            raise SessionError(f"{row['device']} is not connected")
+        with self.store.transaction() as tx:
+            tx.execute("UPDATE sessions SET state = ?, opened = ? WHERE id = ?", (ACTIVE, time.time(), session_id))
+            self.audit.append(user.name, "session.started", tx, session=session_id)
+        supervisor.session_id = session_id
+        await supervisor.run_decisions(F.SessionOpened(plan_from_json(row["plan"]), supervisor.clock(),
+                                                       self.calibration_correction(row)))
+        return self.get(session_id)
+
+    async def arm(self, user: User, session_id: int) -> dict[str, Any]:
+        row, supervisor = self._active(session_id)
+        fact = F.ArmRequested(user.role, answers_from_dict(json.loads(row["checklist"])), self.context(row), supervisor.clock())
+        await self._request(user, session_id, supervisor, fact, "arm")
+        return self.get(session_id)
+
+    async def freeze(self, user: User, session_id: int, seconds: float) -> dict[str, Any]:
+        row, supervisor = self._active(session_id)
+        fact = F.FreezeRequested(user.role, seconds, answers_from_dict(json.loads(row["checklist"])), self.context(row),
+                                 supervisor.clock())
+        await self._request(user, session_id, supervisor, fact, "freeze", seconds=seconds)
+        return self.get(session_id)
+
+    async def _request(self, user: User, session_id: int, supervisor: DeviceSupervisor, fact: Any, action: str,
+                       **detail: Any) -> None:
+        if user.must_change:
+            self.accounts.require(user, "practitioner", action=action)
+        try:
+            await supervisor.request(fact)
+        except Refused as exc:
+            self.audit.append(user.name, f"{action}.refused", session=session_id, reason=exc.reason, hazard=exc.hazard)
+            raise SessionError(exc.reason, 403 if exc.hazard == "H20" else 409, exc.hazard) from None
+        self.audit.append(user.name, action, session=session_id, **detail)
+
+    def stop(self, user: User, origin: str, device: str | None = None) -> list[str]:
+        """STOP, accepted for every logged-in role, on one device or all."""
+        names = [device] if device else list(self.supervisors)
+        for name in names:
+            supervisor = self._supervisor(name)
+            supervisor.handle(F.StopRequested(f"{origin} by {user.name}", supervisor.clock()))
+        self.audit.append(user.name, "stop", origin=origin, devices=names)
+        return names
+
+    def acknowledge(self, user: User, session_id: int) -> dict[str, Any]:
+        _, supervisor = self._active(session_id)
+        decisions = supervisor.handle(F.LockoutAcknowledged(user.role, supervisor.clock()))
+        if decisions:
+            raise SessionError(getattr(decisions[0], "reason", "refused"), 403)
+        self.audit.append(user.name, "lockout.acknowledged", session=session_id)
+        return self.get(session_id)
+
+    def reconfirm(self, user: User, session_id: int) -> dict[str, Any]:
+        _, supervisor = self._active(session_id)
+        decisions = supervisor.handle(F.Reconfirmed(user.role, supervisor.clock()))
+        if decisions:
+            raise SessionError(getattr(decisions[0], "reason", "refused"), 409)
+        self.audit.append(user.name, "session.reconfirmed", session=session_id)
+        return self.get(session_id)
+
+    async def end(self, user: User, session_id: int) -> dict[str, Any]:
+        self.accounts.require(user, "practitioner", action="session.end")
+        row, supervisor = self._active(session_id)
+        await supervisor.run_decisions(F.SessionClosed(supervisor.clock()))
+        supervisor.session_id = None
+        supervisor._failsafe_pending = True
+        await supervisor._program_failsafe()
+        with self.store.transaction() as tx:
+            tx.execute("UPDATE sessions SET state = 'ended', closed = ?, outcome = 'completed' WHERE id = ?",
+                       (time.time(), session_id))
+            self.audit.append(user.name, "session.ended", tx, session=session_id)
+        return self.get(session_id)
+
+    # ------------------------------------------------------------------ reading
+    def get(self, session_id: int) -> dict[str, Any]:
+        row = self._row(session_id)
+        plan = plan_from_json(row["plan"])
+        answers = answers_from_dict(json.loads(row["checklist"]))
+        supervisor = self.supervisors.get(row["device"])
+        items = open_items(plan, answers, self.context(row)) if supervisor else []
+        pulses = self.store.one("SELECT COUNT(*) AS n FROM pulses WHERE session_id = ?", (session_id,))["n"]  # type: ignore[index]
+        freezes = [dict(r) for r in self.store.query("SELECT dur_s, cause, at FROM freezes WHERE session_id = ? ORDER BY id",
+                                                     (session_id,))]
+        out = {
+            "id": row["id"], "patient_id": row["patient_id"], "device": row["device"], "state": row["state"],
+            "plan": json.loads(row["plan"]), "checklist": json.loads(row["checklist"]),
+            "open_items": [{"item": i.item, "reason": i.reason, "hazard": i.hazard.value} for i in items],
+            "pulses_recorded": pulses, "freezes": freezes, "outcome": row["outcome"],
+            "aftercare": aftercare(plan),
+        }
+        if supervisor is not None and supervisor.session_id == session_id:
+            out["live"] = supervisor.snapshot()
+        return out
+
+    def _row(self, session_id: int) -> Any:
+        row = self.store.one("SELECT * FROM sessions WHERE id = ?", (session_id,))
+        if row is None:
+            raise SessionError(f"no session {session_id}", 404)
+        return row
+
+    def _active(self, session_id: int) -> tuple[Any, DeviceSupervisor]:
+        row = self._row(session_id)
+        if row["state"] != ACTIVE:
+            raise SessionError(f"the session is {row['state']}, not active")
+        return row, self.supervisors[row["device"]]
+
+    def _supervisor(self, name: str) -> DeviceSupervisor:
+        if name not in self.supervisors:
+            raise SessionError(f"no device {name!r}", 404)
+        return self.supervisors[name]
+
+    def _recorder(self, device: str) -> Any:
+        def record(kind: str, data: dict[str, Any]) -> None:
+            session_id = self.supervisors[device].session_id
+            if session_id is None:
+                return
+            now = time.time()
+            with self.store.transaction() as tx:
+                if kind == "pulse":
+                    tx.execute("INSERT INTO pulses (session_id, n, energy_mj, set_mj, t_ms, at) VALUES (?, ?, ?, ?, ?, ?)",
+                               (session_id, data["n"], data["energy_mj"], data["set_mj"], data["t_ms"], now))
+                elif kind == "freeze":
+                    tx.execute("INSERT INTO freezes (session_id, dur_s, cause, at) VALUES (?, ?, ?, ?)",
+                               (session_id, data["dur_s"] or 0.0, data["cause"] or "unknown", now))
+
+        return record
+
+
+def calibration_expiry(days: int) -> str:
+    return (date.today() + timedelta(days=days)).isoformat()

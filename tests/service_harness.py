@@ -1,0 +1,174 @@
+"""Run the simulated bench and the service as real processes for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def backdoor(address: str, op: str, **args: Any) -> Any:
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(json.dumps({"id": 1, "op": op, "args": args}).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    answer = json.loads(data)
+    assert answer["ok"], answer
+    return answer["result"]
+
+
+class BenchProcess:
+    def __init__(self, root: Path) -> None:
+        self.link_dir = root / "sim"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "devicectl.cli", "sim", "bench", "--json", "--link-dir", str(self.link_dir)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line, "the bench did not start"
+        self.addresses: dict[str, str] = json.loads(line)
+
+    def laser(self, op: str, **args: Any) -> Any:
+        return backdoor(self.addresses["laser_backdoor"], op, **args)
+
+    def cryo(self, op: str, **args: Any) -> Any:
+        return backdoor(self.addresses["cryo_backdoor"], op, **args)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+class ServiceProcess:
+    def __init__(self, root: Path, bench: BenchProcess) -> None:
+        self.root = root
+        self.data_dir = root / "data"
+        self.port = free_port()
+        self.config = root / "devicectl.toml"
+        self.config.write_text(
+            f'data_dir = "{self.data_dir}"\nhttp_port = {self.port}\n'
+            f'meter = "{bench.addresses["meter"]}"\nthermometer = "{bench.addresses["thermometer"]}"\n'
+            f'[[devices]]\nname = "laser"\ntype = "laser"\nport = "{bench.link_dir / "laser"}"\n'
+            f'[[devices]]\nname = "cryo"\ntype = "cryo"\nport = "{bench.link_dir / "cryo"}"\n'
+        )
+        self.output: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "ServiceProcess":
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "devicectl.cli", "serve", "--config", str(self.config)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"service exited: {''.join(self.output)}")
+            self.output.append(line)
+            if "log in" in line:
+                break
+        self.wait_connected()
+        return self
+
+    def wait_connected(self, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"{self.url}/api/health", timeout=1).json()
+                if all(health["devices"].values()):
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("devices did not connect")
+
+    @property
+    def first_pin(self) -> str | None:
+        for line in self.output:
+            if "one-time PIN" in line:
+                return line.split("one-time PIN ")[1].split()[0]
+        return None
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class Api:
+    """A logged-in user's client."""
+
+    def __init__(self, url: str, user: str, pin: str) -> None:
+        self.client = httpx.Client(base_url=url, timeout=10)
+        answer = self.client.post("/api/login", json={"user": user, "pin": pin})
+        assert answer.status_code == 200, answer.text
+        self.token = answer.json()["token"]
+        self.client.headers["Authorization"] = f"Bearer {self.token}"
+
+    def call(self, method: str, path: str, expect: int = 200, **kwargs: Any) -> Any:
+        answer = self.client.request(method, path, **kwargs)
+        assert answer.status_code == expect, f"{method} {path}: {answer.status_code} {answer.text}"
+        return answer.json()
+
+    def wait(self, path: str, predicate: Any, timeout: float = 10.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.call("GET", path)
+            if predicate(value):
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{path}: condition not met: {value}")
+            time.sleep(0.1)
+
+
+def set_up_users(service: ServiceProcess, bench: BenchProcess) -> tuple[Api, Api, Api]:
+    """admin (PIN changed), a practitioner and a technician; the technician records calibrations."""
+    pin = service.first_pin
+    assert pin
+    admin = Api(service.url, "admin", pin)
+    admin.call("POST", "/api/users", 403, json={"name": "x", "role": "practitioner", "pin": "1234"})  # one-time PIN first
+    admin.call("POST", "/api/me/pin", json={"old_pin": pin, "new_pin": "90210"})
+    admin.call("POST", "/api/users", 201, json={"name": "pat", "role": "practitioner", "pin": "1111"})
+    admin.call("POST", "/api/users", 201, json={"name": "tech", "role": "technician", "pin": "2222"})
+    practitioner = Api(service.url, "pat", "1111")
+    technician = Api(service.url, "tech", "2222")
+    for kind in ("laser", "cryo"):
+        technician.call("POST", "/api/calibrations", 201, json={
+            "device_serial": bench.addresses[f"{kind}_serial"], "device_kind": kind, "passed": True,
+            "results": {"monitor_correction": 1.0},
+        })
+    return admin, practitioner, technician
+
+
+ALL_CHECKED = {"identity_confirmed": True, "consent_signed": True, "eye_protection_all": True,
+               "no_sun_last_4_weeks": True, "benign_assessed": True}
