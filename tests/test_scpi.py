@@ -256,8 +256,9 @@ def test_cli_sim_bench_prints_every_address() -> None:
                             stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
-        lines = dict(proc.stdout.readline().strip().split(": ", 1) for _ in range(6))
-        assert set(lines) == {"laser_port", "laser_backdoor", "cryo_port", "cryo_backdoor", "meter", "thermometer"}
+        lines = dict(proc.stdout.readline().strip().split(": ", 1) for _ in range(8))
+        assert set(lines) == {"laser_port", "laser_backdoor", "cryo_port", "cryo_backdoor", "laser_serial", "cryo_serial",
+                              "meter", "thermometer"}
         with EnergyMeter(lines["meter"], timeout_ms=500) as meter_:
             assert meter_.idn()["model"] == "EM-1"
         with ReferenceThermometer(lines["thermometer"], timeout_ms=500) as thermometer_:
