@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench venv clean
+.PHONY: run test bench venv clean system-deps
 
 venv: $(STAMP)
 
@@ -22,7 +22,18 @@ $(STAMP): pyproject.toml
 run: venv
 	$(BIN)/devicectl serve --simulate
 
-test: venv
+# Debian packages the tests need: a real Mosquitto broker and Chromium for the browser tests.
+system-deps:
+	@missing=""; \
+	[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || missing="$$missing mosquitto"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing from Debian"; \
+		if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+test: venv system-deps
 	$(BIN)/python -m pytest
 
 bench: venv

@@ -10,10 +10,12 @@ import asyncio
 import contextlib
 from contextlib import asynccontextmanager
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any, AsyncIterator, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from safety.plans import Indication, Ink
@@ -266,9 +268,21 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
             with contextlib.suppress(Exception):
                 await websocket.close()
 
+    @app.get("/api/options")
+    async def options(user: Auth) -> dict[str, Any]:
+        """What the planning screen offers: indications by device type, ink colours, devices."""
+        return {
+            "indications": [{"value": i.value, "modality": i.modality.value, "label": i.value.replace("_", " ")}
+                            for i in Indication],
+            "inks": [i.value for i in Ink],
+            "devices": [{"name": s.config.name, "type": s.config.type} for s in service.supervisors.values()],
+        }
+
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
         return {"ok": True, "devices": {s.config.name: s.status.connected for s in service.supervisors.values()}}
 
+    ui = Path(__file__).with_name("ui")
+    app.mount("/", StaticFiles(directory=ui, html=True), name="ui")
     _ = asyncio, HTTPException
     return app

@@ -1,0 +1,204 @@
+"""The touchscreen in a real browser: Playwright drives Debian's Chromium against the service and
+the simulated bench. Each screen is saved at 1280x800 under docs/screenshots/."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.service_harness import Api, BenchProcess, ServiceProcess, set_up_users
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-gpu", "--no-first-run"]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is installed by `make test`")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> Iterator[tuple[BenchProcess, ServiceProcess]]:
+    bench = BenchProcess(tmp_path)
+    service = ServiceProcess(tmp_path, bench).start()
+    set_up_users(service, bench)
+    try:
+        yield bench, service
+    finally:
+        service.stop()
+        bench.stop()
+
+
+@pytest.fixture
+def page(browser: Browser, system: tuple[BenchProcess, ServiceProcess]) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(10000)
+    page.goto(system[1].url)
+    yield page
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def login(page: Page, user: str, pin: str) -> None:
+    page.fill("#user", user)
+    for digit in pin:
+        page.click(f"[data-key='{digit}']")
+    page.click("[data-key='ok']")
+    expect(page.locator("#conn")).to_have_text("live")
+
+
+def plan(page: Page, device: str, indication: str, skin: str, area: str, site: str, inks: tuple[str, ...] = ()) -> None:
+    page.click("#new")
+    page.click("#newpatient")
+    expect(page.locator("#patient")).to_have_value(re.compile(r"^P-"))
+    page.click(f"[data-choice=device] [data-value={device}]")
+    page.click(f"[data-choice=indication] [data-value={indication}]")
+    page.click(f"[data-choice=skin_type] [data-value='{skin}']")
+    for ink in inks:
+        page.click(f"[data-choice=inks] [data-value={ink}]")
+    page.fill("#area", area)
+    page.fill("#site", site)
+
+
+def checklist(page: Page) -> None:
+    page.click("#tochecklist")
+    for button in page.locator("[id^=chk-]").all():
+        button.click()
+
+
+def test_touch_targets_and_login_screen(page: Page) -> None:
+    shot(page, "01-login")
+    for button in page.locator("button:visible").all():
+        box = button.bounding_box()
+        assert box and box["height"] >= 48 and box["width"] >= 48, button.inner_text()
+
+
+def test_refused_plan_is_explained(page: Page) -> None:
+    login(page, "pat", "1111")
+    plan(page, "laser", "tattoo", "2", "3", "left arm", ("green",))
+    page.click("#makeplan")
+    expect(page.locator("#message")).to_contain_text("no suitable wavelength")
+    shot(page, "03-plan-refused")
+
+
+def test_whole_laser_session_on_screen(page: Page, system: tuple[BenchProcess, ServiceProcess]) -> None:
+    bench, service = system
+    login(page, "pat", "1111")
+    shot(page, "02-home")
+    plan(page, "laser", "tattoo", "2", "0.3", "left forearm", ("black",))
+    page.click("#makeplan")
+    expect(page.locator("h1")).to_contain_text("Plan")
+    expect(page.locator("table")).to_contain_text("1064 nm")
+    shot(page, "04-plan")
+    checklist(page)
+    shot(page, "05-checklist")
+    page.click("#savechecklist")
+    expect(page.locator("#device-state")).to_contain_text("standby")
+    budget = int(page.locator("#pulse-count small").inner_text().strip("/ "))
+    time.sleep(1.2)  # the handpiece's spot is read once a second
+    page.click("#arm")
+    expect(page.locator("#device-state")).to_contain_text("READY", timeout=5000)
+    bench.laser("set_input", name="foot", value=1)
+    expect(page.locator("#device-state")).to_contain_text("EMITTING")
+    shot(page, "06-laser-emitting")
+    expect(page.locator("#pulse-count")).to_contain_text(f"{budget} / {budget}", timeout=15000)
+    bench.laser("set_input", name="foot", value=0)
+    expect(page.locator("#remaining")).to_have_text("0")
+    assert bench.laser("truth")["count"] == budget
+    page.click("#endsession")
+    expect(page.locator("#aftercare")).to_contain_text("No sun or solarium for 2 weeks")
+    shot(page, "09-aftercare")
+
+
+def test_stop_from_the_screen_reaches_the_simulator(page: Page, system: tuple[BenchProcess, ServiceProcess]) -> None:
+    bench, service = system
+    login(page, "pat", "1111")
+    plan(page, "laser", "tattoo", "2", "5", "back", ("blue",))
+    page.click("#makeplan")
+    checklist(page)
+    page.click("#savechecklist")
+    time.sleep(1.2)
+    page.click("#arm")
+    expect(page.locator("#device-state")).to_contain_text("READY", timeout=5000)
+    bench.laser("set_input", name="foot", value=1)
+    expect(page.locator("#device-state")).to_contain_text("EMITTING")
+    page.click("#stop")
+    expect(page.locator("#device-state")).to_contain_text("standby")
+    assert bench.laser("truth")["emitting"] is False
+    assert "STOP" in bench.laser("executed")[-4:]
+
+
+def test_interlock_opened_mid_treatment_is_shown_and_recovered(page: Page, system: tuple[BenchProcess, ServiceProcess]) -> None:
+    bench, service = system
+    login(page, "pat", "1111")
+    plan(page, "laser", "tattoo", "2", "5", "shoulder", ("black",))
+    page.click("#makeplan")
+    checklist(page)
+    page.click("#savechecklist")
+    time.sleep(1.2)
+    page.click("#arm")
+    expect(page.locator("#device-state")).to_contain_text("READY", timeout=5000)
+    bench.laser("set_input", name="foot", value=1)
+    expect(page.locator("#device-state")).to_contain_text("EMITTING")
+    bench.laser("set_input", name="interlock", value=0)
+    expect(page.locator("#banners")).to_contain_text("Door interlock open")
+    expect(page.locator("#device-state")).to_contain_text("standby")
+    shot(page, "07-interlock-open")
+    bench.laser("set_input", name="foot", value=0)
+    bench.laser("set_input", name="interlock", value=1)
+    expect(page.locator("#banners")).not_to_contain_text("Door interlock open")
+    time.sleep(1.0)
+    expect(page.locator("#device-state")).to_contain_text("standby")  # nothing re-armed
+    page.click("#arm")
+    expect(page.locator("#device-state")).to_contain_text("READY", timeout=5000)
+    page.click("#stop")
+
+
+def test_whole_cryo_freeze_on_screen(page: Page, system: tuple[BenchProcess, ServiceProcess]) -> None:
+    bench, service = system
+    login(page, "pat", "1111")
+    plan(page, "cryo", "scar", "3", "1", "chest")
+    page.click("#makeplan")
+    expect(page.locator("table")).to_contain_text("-50 °C")
+    checklist(page)
+    page.click("#savechecklist")
+    expect(page.locator("#device-state")).to_contain_text("idle")
+    page.fill("#seconds", "4")
+    page.click("#freeze")
+    expect(page.locator("#device-state")).to_contain_text("FREEZING")
+    time.sleep(3.0)
+    shot(page, "08-cryo-freezing")
+    expect(page.locator("#cycles")).to_contain_text("1 / 2", timeout=8000)
+    expect(page.locator("#device-state")).to_contain_text("thawing")
+    page.click("#endsession")
+    expect(page.locator("#aftercare")).to_contain_text("Scales fall off in 2-3 weeks")
+
+
+def test_technician_calibration_view_and_connection_lost(page: Page, system: tuple[BenchProcess, ServiceProcess]) -> None:
+    bench, service = system
+    login(page, "tech", "2222")
+    page.click("#cal")
+    expect(page.locator("table")).to_contain_text(bench.addresses["laser_serial"])
+    expect(page.locator("table")).to_contain_text("passed")
+    shot(page, "10-calibration-status")
+    service.stop()
+    expect(page.locator("#conn")).to_have_text("CONNECTION LOST")
+    expect(page.locator("#banners")).to_contain_text("Connection to the service lost")
+    shot(page, "11-connection-lost")
