@@ -134,6 +134,23 @@ def serve(
     raise typer.Exit(run_service(settings, simulate))
 
 
+@app.command("mqtt-config")
+def mqtt_config(
+    directory: Path = typer.Option(Path("data/mqtt"), "--dir", help="Where to write the broker's files."),
+    port: int = typer.Option(1883, min=1, max=65535, help="Listener port."),
+    bind: str = typer.Option("127.0.0.1", help="Listener address."),
+) -> None:
+    """Write the shipped Mosquitto config, ACL and a password file with fresh passwords."""
+    from .broker import write_config
+
+    passwords = write_config(directory, port, bind)
+    typer.echo(f"wrote {directory}/mosquitto.conf, acl, passwd: run `mosquitto -c {directory}/mosquitto.conf`")
+    for user, password in passwords.items():
+        typer.echo(f"  {user}: {password}")
+    if not passwords:
+        typer.echo("  (the existing password file was kept)")
+
+
 audit_app = typer.Typer(no_args_is_help=True, help="The audit log.")
 app.add_typer(audit_app, name="audit")
 

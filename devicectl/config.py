@@ -31,6 +31,7 @@ class MqttConfig(BaseModel):
     port: int = Field(1883, ge=1, le=65535)
     username: str | None = None
     password: str | None = None
+    password_file: Path | None = None  # read the password from a file (kept out of the config)
     prefix: str = "devicectl"
     site: str = "clinic"
 

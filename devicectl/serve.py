@@ -17,7 +17,8 @@ from typing import Any
 import uvicorn
 
 from .api import create_app
-from .config import DeviceConfig, Settings
+from . import broker
+from .config import DeviceConfig, MqttConfig, Settings
 from .service import Service
 
 
@@ -56,14 +57,34 @@ def seed_factory_calibrations(service: Service, addresses: dict[str, str]) -> No
             service.record_calibration(None, serial, kind, True, {"source": "factory (simulated unit)", "monitor_correction": 1.0})
 
 
+def start_local_broker(settings: Settings) -> tuple[subprocess.Popen[bytes] | None, Settings, str]:
+    """With Mosquitto installed, run it with the shipped config under data/mqtt/; else say so."""
+    if settings.mqtt is not None:
+        return None, settings, f"MQTT broker: {settings.mqtt.host}:{settings.mqtt.port} (configured)"
+    if broker.mosquitto_binary() is None:
+        return None, settings, "MQTT: mosquitto is not installed, running without MQTT"
+    directory = settings.data_dir / "mqtt"
+    port = 1883 if broker.port_free(1883) else broker.free_port()
+    passwords = broker.write_config(directory, port)
+    proc = broker.start_broker(directory, port)
+    mqtt = MqttConfig(port=port, username="service", password_file=directory / "service.password")
+    note = f"MQTT broker: mosquitto on 127.0.0.1:{port} with deploy/mosquitto (users in {directory / 'passwd'})"
+    if passwords:
+        note += f"\n  MQTT passwords (shown once): monitor {passwords['monitor']}, operator {passwords['operator']}"
+    return proc, settings.model_copy(update={"mqtt": mqtt}), note
+
+
 def run_service(settings: Settings, simulate: bool) -> int:
     bench: subprocess.Popen[str] | None = None
+    mosquitto: subprocess.Popen[bytes] | None = None
     addresses: dict[str, Any] = {}
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if simulate:
-        bench, addresses = start_bench(settings.data_dir)
-        settings = simulated_settings(settings, addresses)
     try:
+        if simulate:
+            bench, addresses = start_bench(settings.data_dir)
+            settings = simulated_settings(settings, addresses)
+            mosquitto, settings, note = start_local_broker(settings)
+            addresses["mqtt_note"] = note
         return asyncio.run(_serve(settings, addresses))
     except KeyboardInterrupt:  # uvicorn shut down gracefully, then re-raised Ctrl-C: a normal stop
         return 0
@@ -71,6 +92,9 @@ def run_service(settings: Settings, simulate: bool) -> int:
         if bench is not None:
             bench.send_signal(signal.SIGTERM)
             bench.wait(timeout=10)
+        if mosquitto is not None:
+            mosquitto.terminate()
+            mosquitto.wait(timeout=10)
 
 
 async def _serve(settings: Settings, addresses: dict[str, Any]) -> int:
@@ -88,6 +112,7 @@ async def _serve(settings: Settings, addresses: dict[str, Any]) -> int:
     if addresses:
         print(f"  simulated bench: meter {addresses['meter']}, thermometer {addresses['thermometer']}", flush=True)
         print(f"  simulator backdoors: laser {addresses.get('laser_backdoor')}, cryo {addresses.get('cryo_backdoor')}", flush=True)
+        print(f"  {addresses['mqtt_note']}", flush=True)
     if service.interrupted:
         print(f"  sessions interrupted by the last stop: {service.interrupted}", flush=True)
     if service.first_admin_pin:

@@ -33,6 +33,7 @@ class Service:
         }
         table = load_protocols(settings.protocols) if settings.protocols else load_protocols()
         self.sessions = Sessions(self.store, self.audit, self.accounts, self.supervisors, table)
+        self.mqtt: Any = None
         self.first_admin_pin: str | None = None
         self.interrupted: list[int] = []
 
@@ -42,8 +43,18 @@ class Service:
         self.audit.append("system", "service.started", devices=list(self.supervisors))
         for supervisor in self.supervisors.values():
             await supervisor.start()
+        if self.settings.mqtt is not None:
+            from .mqtt import MqttBridge
+
+            config = self.settings.mqtt
+            if config.password is None and config.password_file is not None:
+                config = config.model_copy(update={"password": config.password_file.read_text().strip()})
+            self.mqtt = MqttBridge(config, self)
+            self.mqtt.start()
 
     async def stop(self) -> None:
+        if self.mqtt is not None:
+            await self.mqtt.stop()
         for supervisor in self.supervisors.values():
             await supervisor.close()
         self.audit.append("system", "service.stopped")

@@ -60,7 +60,7 @@ class BenchProcess:
 
 
 class ServiceProcess:
-    def __init__(self, root: Path, bench: BenchProcess) -> None:
+    def __init__(self, root: Path, bench: BenchProcess, extra_config: str = "") -> None:
         self.root = root
         self.data_dir = root / "data"
         self.port = free_port()
@@ -70,6 +70,7 @@ class ServiceProcess:
             f'meter = "{bench.addresses["meter"]}"\nthermometer = "{bench.addresses["thermometer"]}"\n'
             f'[[devices]]\nname = "laser"\ntype = "laser"\nport = "{bench.link_dir / "laser"}"\n'
             f'[[devices]]\nname = "cryo"\ntype = "cryo"\nport = "{bench.link_dir / "cryo"}"\n'
+            + extra_config
         )
         self.output: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
