@@ -151,6 +151,57 @@ def mqtt_config(
         typer.echo("  (the existing password file was kept)")
 
 
+calibrate_app = typer.Typer(no_args_is_help=True, help="Calibration procedures for technicians.")
+app.add_typer(calibrate_app, name="calibrate")
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{what} must be whole numbers separated by commas") from None
+    if not values:
+        raise typer.BadParameter(f"give at least one {what}")
+    return values
+
+
+@calibrate_app.command("laser")
+def calibrate_laser_cmd(
+    port: str = typer.Option(..., help="The laser's serial port (pyserial URL)."),
+    meter: str = typer.Option(..., help="VISA resource of the energy meter EM-1."),
+    user: str = typer.Option(..., help="Technician's user name."),
+    pin: str = typer.Option(..., prompt=True, hide_input=True, envvar="DEVICECTL_PIN", help="Technician's PIN."),
+    data_dir: Path = typer.Option(Path("data"), help="The service's data folder (records and certificates)."),
+    setpoints: str = typer.Option("200,500,800", help="Energy setpoints in mJ."),
+    pulses: int = typer.Option(10, min=2, max=100, help="Pulses per setpoint."),
+    rate: float = typer.Option(5.0, min=0.5, max=10.0, help="Pulse rate in Hz."),
+    valid_days: int = typer.Option(180, min=1, max=730, help="Days the calibration stays valid."),
+) -> None:
+    """Laser in SERVICE mode, EM-1 in the beam: emitted-energy gain and monitor error."""
+    from .calibrate_cli import run_calibration
+
+    raise typer.Exit(run_calibration("laser", port, meter, user, pin, data_dir, valid_days,
+                                     setpoints=_int_list(setpoints, "setpoint"), pulses=pulses, rate=rate))
+
+
+@calibrate_app.command("cryo")
+def calibrate_cryo_cmd(
+    port: str = typer.Option(..., help="The cryo unit's serial port (pyserial URL)."),
+    thermometer: str = typer.Option(..., help="VISA resource of the reference thermometer RT-1."),
+    user: str = typer.Option(..., help="Technician's user name."),
+    pin: str = typer.Option(..., prompt=True, hide_input=True, envvar="DEVICECTL_PIN", help="Technician's PIN."),
+    data_dir: Path = typer.Option(Path("data"), help="The service's data folder (records and certificates)."),
+    targets: str = typer.Option("-30,-50", help="Target temperatures in degC."),
+    freeze: float = typer.Option(6.0, min=2.0, max=30.0, help="Freeze time per target in s."),
+    valid_days: int = typer.Option(180, min=1, max=730, help="Days the calibration stays valid."),
+) -> None:
+    """RT-1 clamped on the tip: the tip sensor's offset."""
+    from .calibrate_cli import run_calibration
+
+    raise typer.Exit(run_calibration("cryo", port, thermometer, user, pin, data_dir, valid_days,
+                                     targets=_int_list(targets, "target"), freeze=freeze))
+
+
 audit_app = typer.Typer(no_args_is_help=True, help="The audit log.")
 app.add_typer(audit_app, name="audit")
 

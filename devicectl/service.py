@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from datetime import date
 from typing import Any
 
 from safety.plans import load_protocols
@@ -14,7 +11,8 @@ from .audit import AuditLog
 from .auth import Accounts, User
 from .config import Settings
 from .hub import Hub
-from .sessions import Sessions, calibration_expiry
+from .calibration_records import expiry, list_calibrations, record_calibration
+from .sessions import Sessions
 from .store import Store
 from .supervisor import DeviceSupervisor
 
@@ -69,19 +67,8 @@ class Service:
         """A calibration result (technicians; the simulated bench's factory record on first run)."""
         if user is not None:
             self.accounts.require(user, "technician", action="calibration.record")
-        expiry = expires_on or calibration_expiry(self.settings.calibration_valid_days)
-        date.fromisoformat(expiry)
-        who = user.name if user else "factory"
-        with self.store.transaction() as tx:
-            cursor = tx.execute(
-                "INSERT INTO calibrations (device_serial, device_kind, passed, results, technician, performed, expires_on, certificate)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (device_serial, device_kind, int(passed), json.dumps(results), who, time.time(), expiry, certificate),
-            )
-            self.audit.append(who, "calibration.recorded", tx, device=device_serial, passed=passed, results=results,
-                              expires_on=expiry)
-        return int(cursor.lastrowid or 0)
+        return record_calibration(self.store, self.audit, user.name if user else "factory", device_serial, device_kind,
+                                  passed, results, expires_on or expiry(self.settings.calibration_valid_days), certificate)
 
     def calibrations(self) -> list[dict[str, Any]]:
-        rows = self.store.query("SELECT * FROM calibrations ORDER BY performed DESC, id DESC")
-        return [dict(r) | {"results": json.loads(r["results"]), "passed": bool(r["passed"])} for r in rows]
+        return list_calibrations(self.store)

@@ -11,7 +11,7 @@ import dataclasses
 import json
 import secrets
 import time
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from safety import facts as F
@@ -325,7 +325,3 @@ class Sessions:
                                (session_id, data["dur_s"] or 0.0, data["cause"] or "unknown", now))
 
         return record
-
-
-def calibration_expiry(days: int) -> str:
-    return (date.today() + timedelta(days=days)).isoformat()

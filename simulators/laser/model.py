@@ -141,6 +141,7 @@ class LaserModel(UnitModel):
             "state": self.state,
             "shutter_open": self.shutter_open,
             "emitting": self._state is LaserState.EMITTING,
+            "service": self.service,
             "head_c": round(self.temp_c, 3),
             "true_gain": self.true_gain,
             "monitor_gain": self.monitor_gain,

@@ -1,0 +1,86 @@
+"""``devicectl calibrate``: run a procedure with progress bars, record it, write its certificate."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from drivers import CryoDriver, LaserDriver
+from drivers.scpi import AsyncInstrument, EnergyMeter, ReferenceThermometer
+
+from .audit import AuditLog
+from .auth import Accounts, AuthError
+from .calibration import Result, calibrate_cryo, calibrate_laser
+from .calibration_records import expiry, record_calibration
+from .certificate import write_certificate
+from .store import Store
+
+console = Console()
+
+
+def run_calibration(kind: str, port: str, instrument: str, user: str, pin: str, data_dir: Path, valid_days: int,
+                    **options: Any) -> int:
+    store = Store(data_dir / "devicectl.sqlite3")
+    audit = AuditLog(store)
+    accounts = Accounts(store, audit)
+    try:
+        _, technician = accounts.login(user, pin)
+        accounts.require(technician, "technician", action=f"calibrate.{kind}")
+    except AuthError as exc:
+        console.print(f"[red]refused:[/red] {exc}")
+        return 2
+    try:
+        result = asyncio.run(_run(kind, port, instrument, options))
+    except KeyboardInterrupt:
+        audit.append(user, "calibration.interrupted", kind=kind, port=port)
+        console.print("[yellow]interrupted: the device was left safe (stopped, service mode off); nothing recorded[/yellow]")
+        return 130
+    except Exception as exc:  # a device or instrument problem: reported, recorded as refused, never swallowed
+        audit.append(user, "calibration.aborted", kind=kind, port=port, error=str(exc))
+        console.print(f"[red]calibration aborted:[/red] {exc}")
+        return 3
+    expires_on = expiry(valid_days)
+    certificate, plot = write_certificate(data_dir / "certificates", result, user, expires_on)
+    record_calibration(store, audit, user, result.serial, kind, result.passed, result.results, expires_on, str(certificate))
+    _summary(result, certificate, expires_on)
+    return 0 if result.passed else 1
+
+
+async def _run(kind: str, port: str, instrument: str, options: dict[str, Any]) -> Result:
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(f"{kind} calibration", total=1.0)
+
+        def progress(what: str, done: float) -> None:
+            bar.update(task, completed=done, description=f"{kind}: {what}")
+            console.log(what)
+
+        if kind == "laser":
+            async with LaserDriver(port) as laser:
+                with EnergyMeter(instrument) as meter:
+                    return await calibrate_laser(laser, AsyncInstrument(meter), options["setpoints"], options["pulses"],
+                                                 options["rate"], progress)
+        async with CryoDriver(port) as cryo:
+            with ReferenceThermometer(instrument) as thermometer:
+                return await calibrate_cryo(cryo, AsyncInstrument(thermometer), options["targets"], options["freeze"],
+                                            progress=progress)
+
+
+def _summary(result: Result, certificate: Path, expires_on: str) -> None:
+    table = Table(title=f"{result.kind} {result.serial}")
+    table.add_column("quantity")
+    table.add_column("value")
+    for key, value in result.results.items():
+        if key not in ("points", "tolerances"):
+            table.add_row(key, str(value))
+    console.print(table)
+    if result.passed:
+        console.print(f"[green]PASSED[/green], valid until {expires_on}")
+    else:
+        console.print("[red]FAILED[/red]: " + "; ".join(result.reasons))
+        console.print("treatment with this device is refused until it passes a calibration")
+    console.print(f"certificate: {certificate}")
