@@ -74,7 +74,12 @@ def start_local_broker(settings: Settings) -> tuple[subprocess.Popen[bytes] | No
     return proc, settings.model_copy(update={"mqtt": mqtt}), note
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the service as Ctrl-C does: devices stopped, children ended
+
+
 def run_service(settings: Settings, simulate: bool) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     bench: subprocess.Popen[str] | None = None
     mosquitto: subprocess.Popen[bytes] | None = None
     addresses: dict[str, Any] = {}

@@ -190,13 +190,13 @@ class DeviceSupervisor:
     def _on_event(self, event: Any) -> None:
         now = self.clock()
         fact: Any = None
+        record: tuple[str, dict[str, Any]] | None = None
         if isinstance(event, StateChanged):
             self.status.state = event.state
             fact = F.DeviceStateSeen(event.state, event.cause, now)
         elif isinstance(event, Pulse):
             fact = F.PulseSeen(event.n, event.energy_mj, event.set_mj, now)
-            if self.session_id is not None:
-                self.record("pulse", {"n": event.n, "energy_mj": event.energy_mj, "set_mj": event.set_mj, "t_ms": event.t_ms})
+            record = ("pulse", {"n": event.n, "energy_mj": event.energy_mj, "set_mj": event.set_mj, "t_ms": event.t_ms})
         elif isinstance(event, LaserInputs):
             self.status.details.update(key=event.key, interlock=event.interlock, estop=event.estop, foot=event.foot)
             fact = F.LaserInputsSeen(event.key, event.interlock, event.estop, event.foot, now)
@@ -208,8 +208,7 @@ class DeviceSupervisor:
                 fact = F.FreezeStartSeen(now)
             else:
                 fact = F.FreezeEndSeen(event.cause or "unknown", event.dur_s or 0.0, now)
-                if self.session_id is not None:
-                    self.record("freeze", {"dur_s": event.dur_s, "cause": event.cause})
+                record = ("freeze", {"dur_s": event.dur_s, "cause": event.cause})
         elif isinstance(event, CryoInputs):
             self.status.details.update(estop=event.estop, probe=event.probe)
             fact = F.CryoInputsSeen(event.estop, event.probe, now)
@@ -233,9 +232,15 @@ class DeviceSupervisor:
         elif isinstance(event, LinkUp):
             self._spawn(self._on_link_up())
             fact = F.LinkRestored(now)
-        self.hub.publish({"type": "event", "device": self.config.name, "event": event.model_dump(mode="json")})
         if fact is not None:
-            self.handle(fact)
+            self.handle(fact)  # the kernel first: a STOP must never wait for a record or a screen
+        if record is not None and self.session_id is not None:
+            try:
+                self.record(*record)
+            except Exception:
+                log.exception("%s: could not record %s %s", self.config.name, *record)
+                self.status.last_reason = f"could not record a {record[0]}: see the service log"
+        self.hub.publish({"type": "event", "device": self.config.name, "event": event.model_dump(mode="json")})
 
     # ------------------------------------------------------------------ decisions
     def handle(self, fact: Any) -> list[Decision]:

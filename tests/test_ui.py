@@ -11,7 +11,7 @@ from typing import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.service_harness import Api, BenchProcess, ServiceProcess, set_up_users
+from tests.service_harness import BenchProcess, ServiceProcess, set_up_users
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
@@ -181,11 +181,13 @@ def test_whole_cryo_freeze_on_screen(page: Page, system: tuple[BenchProcess, Ser
     page.click("#savechecklist")
     expect(page.locator("#device-state")).to_contain_text("idle")
     page.fill("#seconds", "4")
+    time.sleep(1.0)  # the live panel re-renders meanwhile: the typed value must survive
     page.click("#freeze")
     expect(page.locator("#device-state")).to_contain_text("FREEZING")
     time.sleep(3.0)
     shot(page, "08-cryo-freezing")
     expect(page.locator("#cycles")).to_contain_text("1 / 2", timeout=8000)
+    assert bench.cryo("truth")["freezes"][-1]["dur_s"] == pytest.approx(4.0, abs=0.05)  # what was typed
     expect(page.locator("#device-state")).to_contain_text("thawing")
     page.click("#endsession")
     expect(page.locator("#aftercare")).to_contain_text("Scales fall off in 2-3 weeks")

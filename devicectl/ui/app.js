@@ -287,6 +287,7 @@ async function treatmentScreen() {
 
 function renderTreatment() {
   const s = S.session; if (!s) return;
+  const typing = document.activeElement && document.activeElement.id === "seconds";
   const d = { ...(S.devices[s.device] || {}), ...(s.live || {}) };
   const state = d.connected === false ? "DISCONNECTED" : (d.state || "UNKNOWN");
   const words = { STANDBY: "standby — not armed", CHARGING: "charging", READY: "READY — footswitch fires", EMITTING: "EMITTING",
@@ -316,6 +317,11 @@ function renderTreatment() {
       ${d.locked ? `<button id="ack" class="primary">Acknowledge</button>` : ""}
       ${d.paused ? `<button id="reconfirm" class="primary">Re-confirm session</button>` : ""}
       <button id="endsession">End session</button></div><div id="message"></div>`;
+  const seconds = $("#seconds");
+  if (seconds) {
+    seconds.oninput = () => { S.freezeInput = seconds.value; };  // a re-render never loses what was typed
+    if (typing) { seconds.focus(); seconds.setSelectionRange(seconds.value.length, seconds.value.length); }
+  }
   on("arm", async () => { try { await api("POST", `/api/sessions/${s.id}/arm`); refreshSession(); } catch (e) { message(e.message); } });
   on("freeze", async () => {
     S.freezeInput = $("#seconds").value; S.freezeSeconds = Number(S.freezeInput);
