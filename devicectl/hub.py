@@ -23,6 +23,11 @@ class Hub:
         for sink in list(self._sinks):
             sink(message)
 
+    @property
+    def listening(self) -> bool:
+        """Anyone to tell? (Messages nobody reads are not even built.)"""
+        return bool(self._queues or self._sinks)
+
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
         self._queues.add(queue)

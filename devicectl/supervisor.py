@@ -240,7 +240,8 @@ class DeviceSupervisor:
             except Exception:
                 log.exception("%s: could not record %s %s", self.config.name, *record)
                 self.status.last_reason = f"could not record a {record[0]}: see the service log"
-        self.hub.publish({"type": "event", "device": self.config.name, "event": event.model_dump(mode="json")})
+        if self.hub.listening:
+            self.hub.publish({"type": "event", "device": self.config.name, "event": event.model_dump(mode="json")})
 
     # ------------------------------------------------------------------ decisions
     def handle(self, fact: Any) -> list[Decision]:

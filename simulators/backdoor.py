@@ -188,6 +188,7 @@ class CryoBackdoor(Backdoor):
         "set_level",
         "set_pressure",
         "nearly_empty",
+        "stall_freeze_timer",
     )
 
     @property
@@ -242,6 +243,11 @@ class CryoBackdoor(Backdoor):
     def set_pressure(self, bar: float | None) -> None:
         """Override the supply pressure (None: follow the cryogen level)."""
         self.model.pressure_override = None if bar is None else float(bar)
+
+    def stall_freeze_timer(self) -> None:
+        """The unit's own freeze timer fails for the next freeze: only a STOP (or watchdog, estop,
+        fault) ends it. For proving the host's backup timer."""
+        self.model.timer_stuck = True
 
     def nearly_empty(self) -> None:
         """Scenario: a cylinder at 6 %, just above the unit's cryogen-low refusal."""

@@ -63,6 +63,8 @@ class LineUnit:
         self.stats = {"requests": 0, "executed": 0, "retransmits": 0, "comerr": 0, "events": 0}
         #: the last requests executed (not retransmissions), as "COMMAND ARG...", for tests
         self.executed: deque[str] = deque(maxlen=200)
+        #: when each command was last received and executed (unit clock), for reaction benchmarks
+        self.executed_at: dict[str, float] = {}
         model.bind(self._emit_event)
         self._boot(now)
 
@@ -169,6 +171,7 @@ class LineUnit:
         self._last = cached
         self.stats["executed"] += 1
         self.executed.append(" ".join((request.command,) + request.args))
+        self.executed_at[request.command] = self._now
         if self._pending is not None and request.command != "STOP":
             self._reply(cached, request.seq, busy())
             return

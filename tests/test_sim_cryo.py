@@ -201,3 +201,16 @@ def test_elapsed_counts_into_the_freeze() -> None:
     v = freezing(20.0)
     v.run(4.0)
     assert float(v.state()["elapsed"]) == pytest.approx(4.0, abs=0.15)
+
+
+def test_stalled_freeze_timer_needs_a_stop() -> None:
+    v = freezing(2.0)
+    v.do("stall_freeze_timer")
+    v.run(4.0)
+    assert v.state()["state"] == "FREEZING" and not freeze_ends(v)
+    v.ok("STOP")
+    assert freeze_ends(v)[-1]["cause"] == "stop"
+    v.run(30.0)
+    v.ok("FREEZE", 2)
+    v.run(2.2)
+    assert freeze_ends(v)[-1]["cause"] == "timeout"  # the next freeze has a working timer again

@@ -80,6 +80,7 @@ class CryoModel(UnitModel):
         self.pressure_override: float | None = None
         self._faults = LatchedFaults(FAULT_TEXTS)
         self.valve_cmd = False
+        self.timer_stuck = False  # injected: the unit's own freeze timer fails (the host must stop it)
         self.freezes: list[dict[str, object]] = []
         self._reading = CONTACT_C
 
@@ -144,6 +145,7 @@ class CryoModel(UnitModel):
         self.emit("STATE", state=state.value, cause=cause)
 
     def _end_freeze(self, cause: str, next_state: CryoState, state_cause: str) -> None:
+        self.timer_stuck = False
         self.valve_cmd = False
         self._shut_since = self.now
         dur = self.now - self._freeze_start
@@ -193,7 +195,7 @@ class CryoModel(UnitModel):
     # ------------------------------------------------------------------ time
     def next_deadline(self) -> float:
         deadline = min(self._next_telem, self._next_level)
-        if self._state is CryoState.FREEZING:
+        if self._state is CryoState.FREEZING and not self.timer_stuck:
             deadline = min(deadline, self._freeze_end)
         return deadline
 
@@ -234,7 +236,7 @@ class CryoModel(UnitModel):
         self._reading = self._read_sensor()
         self._check_causes()
         if self._state is CryoState.FREEZING:
-            if now >= self._freeze_end:
+            if now >= self._freeze_end and not self.timer_stuck:
                 self._end_freeze("timeout", CryoState.THAW, "cmd")
             elif self._reading > self.target + HYSTERESIS_C / 2:
                 self.valve_cmd = True
