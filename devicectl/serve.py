@@ -110,6 +110,13 @@ async def _serve(settings: Settings, addresses: dict[str, Any]) -> int:
     app = create_app(service, manage_lifecycle=False)
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
+    serving = asyncio.get_running_loop().create_task(server.serve())
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.02)
+    if serving.done():  # the HTTP port could not be opened: uvicorn said why
+        await service.stop()
+        await serving
+        return 1
     url = f"http://{settings.http_host}:{settings.http_port}"
     print(f"devicectl service on {url}  (data in {settings.data_dir.resolve()})", flush=True)
     for device in settings.devices:
@@ -125,7 +132,7 @@ async def _serve(settings: Settings, addresses: dict[str, Any]) -> int:
     else:
         print("  log in with your user name and PIN", flush=True)
     try:
-        await server.serve()
+        await serving
     finally:
         await service.stop()
     return 0
