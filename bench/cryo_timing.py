@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+from datetime import date, timedelta
 import sys
 import time
 from pathlib import Path
@@ -26,7 +27,10 @@ from safety.decisions import AllowFreeze, Stop  # noqa: E402
 from safety.plans import Indication, PlanRequest, plan_treatment  # noqa: E402
 from simulators.host import SimulatorHost, SimulatorThread  # noqa: E402
 from simulators.units import build_unit  # noqa: E402
-from tests.safety_scenarios import CONTEXT, GOOD  # noqa: E402
+from safety.checklist import Calibration, ChecklistAnswers, ChecklistContext  # noqa: E402
+
+GOOD = ChecklistAnswers(identity_confirmed=True, consent_signed=True, no_sun_last_4_weeks=True)
+CONTEXT = ChecklistContext(date.today(), Calibration("bench", True, date.today() + timedelta(days=1)))
 
 
 async def durations(port: str, lengths: list[float]) -> list[tuple[float, float]]:

@@ -187,12 +187,13 @@ class UnitModel(ABC):
         """STOP, watchdog expiry: stop emission or freezing at once (FAULT stays FAULT)."""
 
     @property
-    @abstractmethod
-    def state(self) -> str: ...
+    def state(self) -> str:
+        """The unit's state name (each model keeps an Enum in ``_state``)."""
+        return self._state.value  # type: ignore[attr-defined, no-any-return]
 
     @property
-    @abstractmethod
-    def faults(self) -> LatchedFaults: ...
+    def faults(self) -> LatchedFaults:
+        return self._faults  # type: ignore[attr-defined, no-any-return]
 
     @abstractmethod
     def after_fault_clear(self) -> None:

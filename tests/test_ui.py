@@ -83,6 +83,20 @@ def checklist(page: Page) -> None:
         button.click()
 
 
+def emitting(page: Page, bench: BenchProcess, site: str, ink: str) -> None:
+    """A practitioner plans, checks, arms; the footswitch (through the backdoor) fires."""
+    login(page, "pat", "1111")
+    plan(page, "laser", "tattoo", "2", "5", site, (ink,))
+    page.click("#makeplan")
+    checklist(page)
+    page.click("#savechecklist")
+    time.sleep(1.2)  # the handpiece's spot is read once a second
+    page.click("#arm")
+    expect(page.locator("#device-state")).to_contain_text("READY", timeout=5000)
+    bench.laser("set_input", name="foot", value=1)
+    expect(page.locator("#device-state")).to_contain_text("EMITTING")
+
+
 def test_touch_targets_and_login_screen(page: Page) -> None:
     shot(page, "01-login")
     for button in page.locator("button:visible").all():
@@ -129,16 +143,7 @@ def test_whole_laser_session_on_screen(page: Page, system: tuple[BenchProcess, S
 
 def test_stop_from_the_screen_reaches_the_simulator(page: Page, system: tuple[BenchProcess, ServiceProcess]) -> None:
     bench, service = system
-    login(page, "pat", "1111")
-    plan(page, "laser", "tattoo", "2", "5", "back", ("blue",))
-    page.click("#makeplan")
-    checklist(page)
-    page.click("#savechecklist")
-    time.sleep(1.2)
-    page.click("#arm")
-    expect(page.locator("#device-state")).to_contain_text("READY", timeout=5000)
-    bench.laser("set_input", name="foot", value=1)
-    expect(page.locator("#device-state")).to_contain_text("EMITTING")
+    emitting(page, bench, "back", "blue")
     page.click("#stop")
     expect(page.locator("#device-state")).to_contain_text("standby")
     assert bench.laser("truth")["emitting"] is False
@@ -147,16 +152,7 @@ def test_stop_from_the_screen_reaches_the_simulator(page: Page, system: tuple[Be
 
 def test_interlock_opened_mid_treatment_is_shown_and_recovered(page: Page, system: tuple[BenchProcess, ServiceProcess]) -> None:
     bench, service = system
-    login(page, "pat", "1111")
-    plan(page, "laser", "tattoo", "2", "5", "shoulder", ("black",))
-    page.click("#makeplan")
-    checklist(page)
-    page.click("#savechecklist")
-    time.sleep(1.2)
-    page.click("#arm")
-    expect(page.locator("#device-state")).to_contain_text("READY", timeout=5000)
-    bench.laser("set_input", name="foot", value=1)
-    expect(page.locator("#device-state")).to_contain_text("EMITTING")
+    emitting(page, bench, "shoulder", "black")
     bench.laser("set_input", name="interlock", value=0)
     expect(page.locator("#banners")).to_contain_text("Door interlock open")
     expect(page.locator("#device-state")).to_contain_text("standby")

@@ -105,14 +105,6 @@ class CryoModel(UnitModel):
         self._check_causes()
 
     @property
-    def state(self) -> str:
-        return self._state.value
-
-    @property
-    def faults(self) -> LatchedFaults:
-        return self._faults
-
-    @property
     def valve_open(self) -> bool:
         """The valve as it really is: commanded, or stuck open."""
         return self.valve_cmd or self.valve_stuck

@@ -125,14 +125,6 @@ class LaserModel(UnitModel):
         self._latch_present_causes()
 
     @property
-    def state(self) -> str:
-        return self._state.value
-
-    @property
-    def faults(self) -> LatchedFaults:
-        return self._faults
-
-    @property
     def true_gain(self) -> float:
         return self.base_gain * max(0.0, 1.0 - self.ageing_per_pulse * self.total)
 
