@@ -28,7 +28,11 @@ async function api(method, path, body) {
 
 function show(html) { $("#screen").innerHTML = html; }
 function on(id, fn) { const el = document.getElementById(id); if (el) el.onclick = fn; }
-function message(text, kind = "refusal") { const el = $("#message"); if (el) el.innerHTML = text ? `<div class="${kind}" role="alert">${esc(text)}</div>` : ""; }
+function message(text, kind = "refusal") {
+  const el = $("#message"); if (!el) return;
+  el.innerHTML = text ? `<div class="${kind}" role="alert">${esc(text)}</div>` : "";
+  if (text) el.scrollIntoView({ block: "center" });
+}
 
 // ------------------------------------------------------------------ connection
 function setConn(live) {
