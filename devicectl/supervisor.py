@@ -253,7 +253,10 @@ class DeviceSupervisor:
             self._spawn(self._stop_now())
         rest = [d for d in decisions if isinstance(d, (Program, Lockout, Pause))]
         if rest and not isinstance(fact, (F.ArmRequested, F.FreezeRequested)):
-            self._spawn(self._execute(rest, reprogram=any(isinstance(d, Pause) for d in decisions)))
+            # only limits really programmed again (after a reboot or reconnect) let a practitioner
+            # re-confirm; a pause with nothing to program (the link is down) does not
+            reprogram = any(isinstance(d, Pause) for d in decisions) and any(isinstance(d, Program) for d in decisions)
+            self._spawn(self._execute(rest, reprogram=reprogram))
         self._report(fact, decisions)
         return decisions
 
