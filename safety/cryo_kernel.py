@@ -79,13 +79,9 @@ class CryoKernel(KernelBase):
         super()._apply(decisions)
         for decision in decisions:
             if isinstance(decision, AllowFreeze):
-                self.freeze_allowed = (decision.seconds, self._last_at)
+                self.freeze_allowed = (decision.seconds, self.fact_at)
             elif isinstance(decision, Stop):
                 self.freeze_allowed = None
-
-    def handle(self, fact: object) -> list[Decision]:
-        self._last_at = getattr(fact, "at", 0.0)
-        return super().handle(fact)
 
 
 @rule("session-programs-limits", Hazard.H05_OVERFREEZING, SessionOpened)

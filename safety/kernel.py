@@ -64,10 +64,11 @@ class KernelBase:
         self.paused: str | None = None
         self.reprogrammed = False
         self.last_seen_at: float | None = None
-        self.log: list[tuple[Any, list[Decision]]] = []
+        self.fact_at = 0.0  # the time of the fact being handled (facts carry their time)
 
     # ------------------------------------------------------------------ the one entry point
     def handle(self, fact: Any) -> list[Decision]:
+        self.fact_at = getattr(fact, "at", 0.0)
         self._observe(fact)
         decisions: list[Decision] = []
         for entry in self.RULES:
@@ -75,7 +76,6 @@ class KernelBase:
                 decisions += entry.decide(self, fact)
         decisions = _stops_first(decisions)
         self._apply(decisions)
-        self.log.append((fact, decisions))
         return decisions
 
     def _observe(self, fact: Any) -> None:

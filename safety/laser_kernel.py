@@ -32,7 +32,6 @@ class LaserKernel(KernelBase):
         self.monitor_correction = 1.0
         self.spot_mm: float | None = None
         self.disarmed_at = float("-inf")
-        self._last_at = 0.0
 
     @property
     def laser_plan(self) -> LaserPlan:
@@ -71,11 +70,7 @@ class LaserKernel(KernelBase):
         was_armed = self.armed
         super()._apply(decisions)
         if was_armed and not self.armed:
-            self.disarmed_at = self._last_at
-
-    def handle(self, fact: object) -> list[Decision]:
-        self._last_at = getattr(fact, "at", 0.0)
-        return super().handle(fact)
+            self.disarmed_at = self.fact_at
 
 
 @rule("session-programs-limits", Hazard.H01_OVERTREATMENT, SessionOpened)
