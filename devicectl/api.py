@@ -6,14 +6,13 @@ Validation errors are clear 4xx answers, never 5xx. Every route but login needs 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, AsyncIterator, Literal
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi import Depends, FastAPI, Header, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
@@ -284,5 +283,4 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
 
     ui = Path(__file__).with_name("ui")
     app.mount("/", StaticFiles(directory=ui, html=True), name="ui")
-    _ = asyncio, HTTPException
     return app

@@ -23,8 +23,7 @@ from typing import Any, Callable
 
 from drivers import CryoDriver, DriverError, LaserDriver
 from drivers.events import Pulse, TipTelemetry
-from drivers.models import CryoMode, LaserMode
-from drivers.scpi import OVERRANGE, AsyncInstrument, EnergyMeter, ReferenceThermometer
+from drivers.scpi import AsyncInstrument, EnergyMeter, ReferenceThermometer
 
 GAIN_TOLERANCE = 0.10
 MONITOR_TOLERANCE = 0.05
@@ -189,5 +188,3 @@ async def calibrate_cryo(cryo: CryoDriver, thermometer: AsyncInstrument[Referenc
             await cryo.limit_freeze(0)
     return analyse_cryo(idn.serial, points)
 
-
-_ = CryoMode, LaserMode, OVERRANGE

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
-from .decisions import AllowArm, AllowFreeze, Decision, Lockout, Pause, Program, Refuse, Stop
+from .decisions import AllowArm, AllowFreeze, Decision, Lockout, Pause, Refuse, Stop
 from .facts import (
     BootSeen,
     ClockTick,

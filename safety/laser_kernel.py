@@ -13,7 +13,7 @@ from .checklist import open_items
 from .decisions import AllowArm, Decision, Lockout, Program, Refuse, Stop
 from .facts import ArmRequested, DeviceStateSeen, LaserInputsSeen, PulseSeen, SessionOpened, SpotSeen
 from .hazards import Hazard
-from .kernel import SHARED_RULES, KernelBase, Rule, rule
+from .kernel import SHARED_RULES, KernelBase, rule
 from .plans import LaserPlan, fluence_j_cm2
 
 ENERGY_TOLERANCE = 0.20  # the regulatory +-20 % of delivered energy

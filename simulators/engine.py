@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Mapping
 
 from drivers.lineproto import (
     BadFrame,
@@ -294,5 +294,3 @@ class LineUnit:
         crc = int(frame[-6:-2], 16) ^ 0x0101
         return frame[:-6] + b"%04X\r\n" % crc
 
-
-ModelFactory = Callable[[random.Random], UnitModel]

@@ -19,7 +19,6 @@ from .backdoor import Backdoor, BackdoorError
 from .clock import Clock, MonotonicClock
 from .engine import LineUnit
 from .transports import PtyTransport, TcpTransport
-from .units import build_unit  # noqa: F401  (re-exported for callers of the host)
 MAX_IDLE_S = 0.05
 
 
