@@ -244,19 +244,18 @@ class Sessions:
         return names
 
     def acknowledge(self, user: User, session_id: int) -> dict[str, Any]:
-        _, supervisor = self._active(session_id)
-        decisions = supervisor.handle(F.LockoutAcknowledged(user.role, supervisor.clock()))
-        if decisions:
-            raise SessionError(getattr(decisions[0], "reason", "refused"), 403)
-        self.audit.append(user.name, "lockout.acknowledged", session=session_id)
-        return self.get(session_id)
+        return self._confirm(user, session_id, F.LockoutAcknowledged, "lockout.acknowledged", 403)
 
     def reconfirm(self, user: User, session_id: int) -> dict[str, Any]:
+        return self._confirm(user, session_id, F.Reconfirmed, "session.reconfirmed", 409)
+
+    def _confirm(self, user: User, session_id: int, fact: Any, action: str, refused_status: int) -> dict[str, Any]:
+        """A person's acknowledgement (never an arming): the kernel answers nothing, or why not."""
         _, supervisor = self._active(session_id)
-        decisions = supervisor.handle(F.Reconfirmed(user.role, supervisor.clock()))
+        decisions = supervisor.handle(fact(user.role, supervisor.clock()))
         if decisions:
-            raise SessionError(getattr(decisions[0], "reason", "refused"), 409)
-        self.audit.append(user.name, "session.reconfirmed", session=session_id)
+            raise SessionError(getattr(decisions[0], "reason", "refused"), refused_status)
+        self.audit.append(user.name, action, session=session_id)
         return self.get(session_id)
 
     async def end(self, user: User, session_id: int) -> dict[str, Any]:
