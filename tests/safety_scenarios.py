@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any, Callable
 
-from safety.checklist import Calibration, ChecklistAnswers, ChecklistContext, PreviousSession, TestSpot
+from safety.checklist import Calibration, ChecklistAnswers, ChecklistContext, PreviousSession
 from safety.decisions import AllowArm, AllowFreeze, Lockout, Pause, Program, Refuse, Stop
 from safety.facts import (
     ArmRequested,

@@ -173,3 +173,20 @@ def set_up_users(service: ServiceProcess, bench: BenchProcess, calibrate: bool =
 
 ALL_CHECKED = {"identity_confirmed": True, "consent_signed": True, "eye_protection_all": True,
                "no_sun_last_4_weeks": True, "benign_assessed": True}
+
+
+def laser_session(api: Api, budget: int = 5, area_cm2: float = 2.0) -> int:
+    patient = api.call("POST", "/api/patients", 201)["patient_id"]
+    session = api.call("POST", "/api/sessions", 201, json={
+        "patient_id": patient, "device": "laser", "indication": "tattoo", "skin_type": 2, "area_cm2": area_cm2,
+        "site": "left forearm", "inks": ["black"],
+    })
+    sid = session["id"]
+    api.call("POST", f"/api/sessions/{sid}/edit", json={"pulse_budget": budget, "rate_hz": 5.0})
+    return sid
+
+
+def ready(api: Api, sid: int) -> None:
+    api.wait(f"/api/sessions/{sid}", lambda s: s["live"]["details"].get("spot_mm") is not None)
+    api.call("POST", f"/api/sessions/{sid}/arm")
+    api.wait(f"/api/sessions/{sid}", lambda s: s["live"]["state"] == "READY")

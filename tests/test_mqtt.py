@@ -16,7 +16,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from devicectl import broker
-from tests.service_harness import ALL_CHECKED, BenchProcess, ServiceProcess, set_up_users
+from tests.service_harness import ALL_CHECKED, BenchProcess, ServiceProcess, laser_session, ready, set_up_users
 
 pytestmark = pytest.mark.skipif(broker.mosquitto_binary() is None, reason="`make test` installs mosquitto")
 BASE = "devicectl/clinic"
@@ -152,16 +152,10 @@ def test_broker_outage_during_treatment_loses_no_pulse(world) -> None:  # type: 
     from tests.service_harness import Api
 
     admin, practitioner, technician = set_up_users(service, bench)
-    patient = practitioner.call("POST", "/api/patients", 201)["patient_id"]
-    sid = practitioner.call("POST", "/api/sessions", 201, json={
-        "patient_id": patient, "device": "laser", "indication": "tattoo", "skin_type": 2, "area_cm2": 2.0,
-        "site": "calf", "inks": ["black"]})["id"]
-    practitioner.call("POST", f"/api/sessions/{sid}/edit", json={"pulse_budget": 25, "rate_hz": 5.0})
+    sid = laser_session(practitioner, budget=25)
     practitioner.call("PUT", f"/api/sessions/{sid}/checklist", json=ALL_CHECKED)
     practitioner.call("POST", f"/api/sessions/{sid}/start")
-    practitioner.wait(f"/api/sessions/{sid}", lambda s: s["live"]["details"].get("spot_mm") is not None)
-    practitioner.call("POST", f"/api/sessions/{sid}/arm")
-    practitioner.wait(f"/api/sessions/{sid}", lambda s: s["live"]["state"] == "READY")
+    ready(practitioner, sid)
     bench.laser("set_input", name="foot", value=1)
     practitioner.wait(f"/api/sessions/{sid}", lambda s: s["pulses_recorded"] >= 3)
     mqtt.kill()  # the broker dies mid-treatment

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess, set_up_users
+from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess, laser_session, ready, set_up_users
 
 
 def cryo_session(api: Api) -> int:
@@ -59,15 +59,10 @@ def test_device_unplugged_and_replugged_mid_treatment(tmp_path: Path) -> None:
     service = ServiceProcess(tmp_path, bench).start()
     try:
         _, practitioner, _ = set_up_users(service, bench)
-        patient = practitioner.call("POST", "/api/patients", 201)["patient_id"]
-        sid = practitioner.call("POST", "/api/sessions", 201, json={
-            "patient_id": patient, "device": "laser", "indication": "tattoo", "skin_type": 2, "area_cm2": 2.0,
-            "site": "arm", "inks": ["black"]})["id"]
+        sid = laser_session(practitioner, budget=34)  # the whole budget of 2 cm2
         practitioner.call("PUT", f"/api/sessions/{sid}/checklist", json=ALL_CHECKED)
         practitioner.call("POST", f"/api/sessions/{sid}/start")
-        practitioner.wait(f"/api/sessions/{sid}", lambda s: s["live"]["details"].get("spot_mm") is not None)
-        practitioner.call("POST", f"/api/sessions/{sid}/arm")
-        practitioner.wait(f"/api/sessions/{sid}", lambda s: s["live"]["state"] == "READY")
+        ready(practitioner, sid)
         bench.laser("set_input", name="foot", value=1)
         practitioner.wait(f"/api/sessions/{sid}", lambda s: s["pulses_recorded"] >= 2)
         bench.laser("unplug")
@@ -83,8 +78,7 @@ def test_device_unplugged_and_replugged_mid_treatment(tmp_path: Path) -> None:
         time.sleep(1.0)
         assert bench.laser("truth")["state"] == "STANDBY"  # nothing re-armed by itself
         practitioner.call("POST", f"/api/sessions/{sid}/reconfirm")
-        practitioner.call("POST", f"/api/sessions/{sid}/arm")
-        practitioner.wait(f"/api/sessions/{sid}", lambda s: s["live"]["state"] == "READY")
+        ready(practitioner, sid)
         practitioner.call("POST", "/api/stop")
     finally:
         service.stop()

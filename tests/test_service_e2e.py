@@ -12,7 +12,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess, set_up_users
+from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess, laser_session, ready, set_up_users
 
 
 @pytest.fixture
@@ -25,23 +25,6 @@ def system(tmp_path: Path) -> Iterator[tuple[BenchProcess, ServiceProcess, Api, 
     finally:
         service.stop()
         bench.stop()
-
-
-def laser_session(api: Api, budget: int = 5, area_cm2: float = 2.0) -> int:
-    patient = api.call("POST", "/api/patients", 201)["patient_id"]
-    session = api.call("POST", "/api/sessions", 201, json={
-        "patient_id": patient, "device": "laser", "indication": "tattoo", "skin_type": 2, "area_cm2": area_cm2,
-        "site": "left forearm", "inks": ["black"],
-    })
-    sid = session["id"]
-    api.call("POST", f"/api/sessions/{sid}/edit", json={"pulse_budget": budget, "rate_hz": 5.0})
-    return sid
-
-
-def ready(api: Api, sid: int) -> None:
-    api.wait(f"/api/sessions/{sid}", lambda s: s["live"]["details"].get("spot_mm") is not None)
-    api.call("POST", f"/api/sessions/{sid}/arm")
-    api.wait(f"/api/sessions/{sid}", lambda s: s["live"]["state"] == "READY")
 
 
 def test_whole_laser_session(system) -> None:  # type: ignore[no-untyped-def]
