@@ -6,19 +6,26 @@ All clients talk to the same laser simulator, which runs in its own process on a
   driver   - LaserDriver.request("STATE?") and LaserDriver.state() (typed pydantic model)
 Event throughput: PULSE events written into a pty as fast as it takes them, delivered typed to a
 subscriber, vs the bare asyncio reader splitting lines. Goal: driver <= 1.25 x raw.
-Run: make bench (or .venv/bin/python bench/driver_rtt.py [round_trips])
+
+The simulator stands in for a unit, which has a processor of its own: on a machine with two or more
+CPUs it is pinned to one CPU and the clients to another, so that no client is charged for the
+simulator's context switches and cache misses on its own CPU. ``--shared-cpus`` leaves both to the
+scheduler (they then often share one CPU, which inflates every client, the driver most).
+Run: make bench (or .venv/bin/python bench/driver_rtt.py [round_trips] [--shared-cpus])
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 import statistics
 import subprocess
 import sys
 import time
 import tty
 from pathlib import Path
+from typing import Callable
 
 import serial
 import serial_asyncio_fast
@@ -28,8 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from drivers import LaserDriver  # noqa: E402
 from drivers.lineproto import Event, Request, encode  # noqa: E402
 
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
-ROUNDS = 6  # the clients take turns in blocks of N / ROUNDS, so drift on a busy machine hits all alike
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+N = int(ARGS[0]) if ARGS else 4000
+SHARED_CPUS = "--shared-cpus" in sys.argv
+ROUNDS = 40
+"""The clients take turns in short blocks of N / ROUNDS, in a new random order every round, so that
+drift on a busy machine (and any advantage of going first or last) hits all of them alike."""
 
 
 def frames() -> list[bytes]:
@@ -159,6 +170,17 @@ async def event_throughput(count: int = 20000) -> tuple[float, float]:
     return bare, typed
 
 
+def pin_apart(simulator_pid: int) -> str:
+    """Put every thread of the simulator on the last CPU and this process on the first."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if SHARED_CPUS or len(cpus) < 2:
+        return "simulator and clients share the CPUs (scheduler's choice)"
+    for thread in os.listdir(f"/proc/{simulator_pid}/task"):
+        os.sched_setaffinity(int(thread), {cpus[-1]})
+    os.sched_setaffinity(0, {cpus[0]})  # before this process starts any thread
+    return f"simulator pinned to CPU {cpus[-1]}, clients to CPU {cpus[0]}"
+
+
 def main() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "devicectl.cli", "sim", "laser"],
@@ -167,14 +189,24 @@ def main() -> None:
     assert proc.stdout is not None
     port = proc.stdout.readline().strip().split(": ", 1)[1]
     try:
-        print(f"STATE? round trip, {N} requests each in {ROUNDS} interleaved blocks, laser simulator in its own process on {port}")
-        results: dict[str, list[float]] = {"raw": [], "bare": [], "request": [], "state": []}
-        block = N // ROUNDS
+        placement = pin_apart(proc.pid)
+        print(f"STATE? round trip, {N} requests each in {ROUNDS} rounds (random order each round), laser simulator in its own process on {port}; {placement}")
+        clients: dict[str, Callable[[int], list[float]]] = {
+            "raw": lambda n: raw_pyserial(port, n),
+            "bare": lambda n: asyncio.run(bare_asyncio(port, n)),
+            "request": lambda n: asyncio.run(driver_rtt(port, n, typed=False)),
+            "state": lambda n: asyncio.run(driver_rtt(port, n, typed=True)),
+        }
+        results: dict[str, list[float]] = {name: [] for name in clients}
+        per_round: dict[str, list[float]] = {name: [] for name in clients}  # each round's p50
+        order = list(clients)
+        shuffle = random.Random(1)
         for _ in range(ROUNDS):
-            results["raw"] += raw_pyserial(port, block)
-            results["bare"] += asyncio.run(bare_asyncio(port, block))
-            results["request"] += asyncio.run(driver_rtt(port, block, typed=False))
-            results["state"] += asyncio.run(driver_rtt(port, block, typed=True))
+            shuffle.shuffle(order)
+            for name in order:
+                samples = clients[name](N // ROUNDS)
+                results[name] += samples
+                per_round[name].append(statistics.median(samples))
         raw = summary("raw pyserial", results["raw"])
         bare = summary("bare asyncio stream", results["bare"])
         untyped = summary("driver request()", results["request"])
@@ -182,6 +214,14 @@ def main() -> None:
         print(
             f"ratio driver/raw: request() {untyped['p50'] / raw['p50']:.2f} x, state() {typed['p50'] / raw['p50']:.2f} x (p50);"
             f" vs bare asyncio: {untyped['p50'] / bare['p50']:.2f} x, {typed['p50'] / bare['p50']:.2f} x  (goal <= 1.25 x raw)"
+        )
+
+        def round_ratio(name: str, base: str) -> float:
+            return statistics.median(a / b for a, b in zip(per_round[name], per_round[base]))
+
+        print(
+            f"median of the {ROUNDS} rounds' p50 ratios: request()/raw {round_ratio('request', 'raw'):.2f} x,"
+            f" state()/raw {round_ratio('state', 'raw'):.2f} x, bare asyncio/raw {round_ratio('bare', 'raw'):.2f} x"
         )
         bare_eps, typed_eps = asyncio.run(event_throughput())
         print(f"event throughput: bare asyncio lines {bare_eps:,.0f}/s, driver typed events {typed_eps:,.0f}/s"

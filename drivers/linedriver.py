@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from typing import AsyncIterator, Callable, ClassVar
+from typing import AsyncIterator, Callable, ClassVar, NamedTuple
 
 from .errors import DriverError, LinkLost, NotConnected, RequestTimeout, device_error
 from .events import (
@@ -111,7 +112,9 @@ class LineDriver:
         self._splitter = FrameSplitter()
         self._lock = asyncio.Lock()
         self._seq = 0
-        self._pending: tuple[int, asyncio.Future[Reply | ErrorReply]] | None = None
+        self._pending: _Pending | None = None
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop  # the loop of the open line, set by connect()
         self._expected_evseq: int | None = None
         self._listeners: list[Listener] = []
         self._subscriptions: set[EventSubscription] = set()
@@ -141,6 +144,9 @@ class LineDriver:
         self._line.close()
         self._connected = False
         self._fail_pending(NotConnected("driver closed"))
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
 
     async def __aenter__(self) -> "LineDriver":
         await self.connect()
@@ -156,6 +162,10 @@ class LineDriver:
     async def _open(self) -> None:
         self._splitter = FrameSplitter()
         self._expected_evseq = None
+        self._loop = asyncio.get_running_loop()
+        if self._deadline_timer is not None:  # armed on a loop that may be gone
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
         await self._line.open()
         self._connected = True
         self._timeouts_in_a_row = 0
@@ -218,8 +228,8 @@ class LineDriver:
         for item in self._splitter.feed(data):
             if isinstance(item, (Reply, ErrorReply)):
                 pending = self._pending
-                if pending is not None and pending[0] == item.seq and not pending[1].done():
-                    pending[1].set_result(item)
+                if pending is not None and pending.seq == item.seq and not pending.future.done():
+                    pending.future.set_result(item)
                 else:
                     self.stats["stray_replies"] += 1
             elif isinstance(item, Event):
@@ -250,36 +260,39 @@ class LineDriver:
 
     async def request(self, command: str, *args: object, timeout_s: float | None = None) -> dict[str, str]:
         """Send one request and return its reply fields; ``ER`` raises the mapped DeviceError."""
-        text_args = tuple(_arg(a) for a in args)
-        async with self._lock:
+        text_args = tuple(map(_arg, args)) if args else ()
+        await self._lock.acquire()
+        try:
             if not self._connected:
                 raise NotConnected(f"{self.url} is not connected" + (" (reconnecting)" if self.reconnect and not self._closing else ""))
             seq = self._next_seq()
-            data = encode(Request(seq, command, text_args))
-            name = " ".join((command,) + text_args)
+            data = _encode_request(seq, command, text_args)
             self.stats["requests"] += 1
-            reply = await self._exchange(seq, data, name, timeout_s or self.reply_timeout_s)
+            reply = await self._exchange(seq, data, timeout_s or self.reply_timeout_s)
+            if reply is None:
+                raise RequestTimeout(_request_name(command, text_args), 1 + self.retries)
+        finally:
+            self._lock.release()
         if isinstance(reply, ErrorReply):
-            raise device_error(reply.code, reply.word, name)
+            raise device_error(reply.code, reply.word, _request_name(command, text_args))
         return reply.fields_dict()
 
-    async def _exchange(self, seq: int, data: bytes, name: str, timeout_s: float) -> Reply | ErrorReply:
-        loop = asyncio.get_running_loop()
-        attempts = 1 + self.retries
-        for attempt in range(attempts):
-            future: asyncio.Future[Reply | ErrorReply] = loop.create_future()
-            self._pending = (seq, future)
+    async def _exchange(self, seq: int, data: bytes, timeout_s: float) -> Reply | ErrorReply | None:
+        """Send ``data`` until its reply comes; None after every attempt timed out."""
+        loop = self._loop
+        for attempt in range(1 + self.retries):
+            pending = _Pending(seq, loop.create_future(), loop.time() + timeout_s)
+            self._pending = pending
             if attempt:
                 self.stats["retries"] += 1
             self._line.write(data)  # the same SEQ and bytes on every attempt
             self._last_sent = time.monotonic()
-            timer = loop.call_later(timeout_s, _expire, future)
+            self._watch_deadline(loop, pending.deadline)
             try:
-                reply = await future
+                reply = await pending.future
             except TimeoutError:
                 continue
             finally:
-                timer.cancel()
                 self._pending = None
             self._timeouts_in_a_row = 0
             return reply
@@ -287,11 +300,34 @@ class LineDriver:
         self._timeouts_in_a_row += 1
         if self._timeouts_in_a_row >= self.silent_after:
             self._link_down(f"unit silent: {self._timeouts_in_a_row} requests unanswered")
-        raise RequestTimeout(name, attempts)
+        return None
+
+    def _watch_deadline(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Make sure a timer fires by ``deadline``.
+
+        One timer watches every request: arming and cancelling one per request cost about as much
+        as decoding the reply (bench/driver_rtt.py). A timer that fires while a later request still
+        has time left re-arms for that request's deadline; one due later is brought forward."""
+        timer = self._deadline_timer
+        if timer is not None and timer.when() <= deadline:
+            return
+        if timer is not None:
+            timer.cancel()
+        self._deadline_timer = loop.call_at(deadline, self._on_deadline_timer, loop)
+
+    def _on_deadline_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._deadline_timer = None
+        pending = self._pending
+        if pending is None or pending.future.done():
+            return  # idle: the next request arms it again
+        if loop.time() >= pending.deadline:
+            pending.future.set_exception(TimeoutError())
+        else:
+            self._watch_deadline(loop, pending.deadline)
 
     def _fail_pending(self, exc: Exception) -> None:
-        if self._pending is not None and not self._pending[1].done():
-            self._pending[1].set_exception(exc)
+        if self._pending is not None and not self._pending.future.done():
+            self._pending.future.set_exception(exc)
 
     # ------------------------------------------------------------------ heartbeat
     def owner_alive(self) -> None:
@@ -336,9 +372,23 @@ class LineDriver:
         return (await self.request("FAULT", "CLEAR"))["state"]
 
 
-def _expire(future: asyncio.Future[object]) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError())
+class _Pending(NamedTuple):
+    """The request in flight: its SEQ, the future its reply resolves, when this attempt times out."""
+
+    seq: int
+    future: asyncio.Future[Reply | ErrorReply]
+    deadline: float
+
+
+@functools.lru_cache(maxsize=2048)
+def _encode_request(seq: int, command: str, args: tuple[str, ...]) -> bytes:
+    """The wire bytes of a request; the same few requests recur with every SEQ, so they are kept."""
+    return encode(Request(seq, command, args))
+
+
+def _request_name(command: str, args: tuple[str, ...]) -> str:
+    """How errors name a request: the command and its arguments as sent."""
+    return " ".join((command,) + args)
 
 
 def _arg(value: object) -> str:

@@ -171,6 +171,20 @@ async def test_timeout_after_all_retries(cryo: CryoDriver, sims: SimulatorThread
     assert 0.7 < time.monotonic() - started < 1.0
 
 
+async def test_each_request_times_out_on_its_own_clock(cryo: CryoDriver, sims: SimulatorThread) -> None:
+    """One timer watches every request: it must never fire late for any of them."""
+    await cryo.request("STATE?", timeout_s=5.0)  # the timer now waits 5 s
+    for _ in range(50):
+        await cryo.state()
+    await asyncio.sleep(0.3)  # the first short request's deadline has passed: the timer re-arms
+    sims.call("silence", 1, ms=900)
+    started = time.monotonic()
+    with pytest.raises(RequestTimeout):
+        await cryo.state()
+    assert 0.7 < time.monotonic() - started < 1.0
+    assert (await cryo.state()).state is CryoMode.IDLE
+
+
 async def test_corrupted_replies_and_garbage_are_survived(laser: LaserDriver, sims: SimulatorThread) -> None:
     noise: list[Any] = []
     laser.add_listener(lambda e: noise.append(e) if isinstance(e, LineNoise) else None)

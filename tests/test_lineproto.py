@@ -22,6 +22,7 @@ from drivers.lineproto import (
     encode,
     make_fields,
 )
+from drivers.lineproto.codec import decode_checked
 
 GOLDEN = [
     (b">01 IDN?*671F", Request(0x01, "IDN?")),
@@ -203,6 +204,66 @@ def test_splitter_reassembles_any_slicing(frames: list[object], cuts: list[int])
         pos += cut
     out += splitter.feed(stream[pos:])
     assert out == frames
+
+
+def _outcome(decoder: object, line: bytes) -> object:
+    try:
+        return decoder(line)  # type: ignore[operator]
+    except FrameError as exc:
+        return (exc.reason, exc.detail)
+
+
+def _body(frame: object) -> bytes:
+    line = encode(frame)  # type: ignore[arg-type]
+    return line[: line.rfind(b"*")]
+
+
+def _with_crc(body: bytes, good: bool = True) -> bytes:
+    return body + b"*%04X\r\n" % (crc16_ccitt_false(body) ^ (0 if good else 1))
+
+
+def _one_byte_edits(body: bytes, alphabet: bytes) -> list[bytes]:
+    """Every line one inserted, replaced or deleted byte away from ``body``."""
+    out = []
+    for pos in range(len(body) + 1):
+        out += [body[:pos] + bytes([b]) + body[pos:] for b in alphabet]
+        if pos < len(body):
+            out += [body[:pos] + bytes([b]) + body[pos + 1 :] for b in alphabet]
+            out.append(body[:pos] + body[pos + 1 :])
+    return out
+
+
+_NEAR = [
+    *(line[: line.rfind(b"*")] for line, _ in GOLDEN),
+    _body(Reply(0xFF, ())),
+    _body(Reply(0x00, (("a_1", "x"), ("b", "!~<>")))),
+    _body(Event(0xABCD, "STATE?", ())),
+]
+
+
+@pytest.mark.parametrize("body", _NEAR)
+def test_the_fast_decoder_agrees_with_the_checked_one_one_edit_away(body: bytes) -> None:
+    """decode() takes a shortcut for well-formed replies and events; it must never differ."""
+    alphabet = b" =*<>!?_-~.,0129AEFGKOafgkoz\t\x00\x7f\x80\xff"
+    for edited in _one_byte_edits(body, alphabet):
+        line = _with_crc(edited)
+        assert _outcome(decode, line) == _outcome(decode_checked, line), line
+
+
+_near_frames = st.one_of(
+    _frames.map(_body),
+    st.tuples(st.sampled_from([b"<", b"!", b">", b"<2A OK", b"!00F3 PULSE", b"<2A OK k="]), st.binary(max_size=40)).map(
+        b"".join
+    ),
+)
+
+
+@settings(max_examples=1000)
+@given(_near_frames, st.booleans())
+def test_the_fast_decoder_agrees_with_the_checked_one_on_any_line(body: bytes, good_crc: bool) -> None:
+    """decode() takes a shortcut for well-formed replies and events; it must never differ."""
+    line = _with_crc(body, good_crc)
+    assert _outcome(decode, line) == _outcome(decode_checked, line)
 
 
 @settings(max_examples=500)

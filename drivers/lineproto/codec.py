@@ -22,10 +22,15 @@ from .frames import BadFrameReason, ErrorReply, Event, Fields, Frame, Reply, Req
 MAX_FRAME_BYTES = 256
 """Longest frame, the terminating CR LF included."""
 
-_COMMAND = re.compile(r"[A-Z?]+\Z")
+_COMMAND_RE = r"[A-Z?]+"
+_KEY_RE = r"[a-z][a-z0-9_]*"
+_VALUE_RE = r"[!-)+-<>-~]+"  # printable ASCII without space, '*' and '='
+_FIELDS_RE = rf"(?: {_KEY_RE}={_VALUE_RE})*"
+
+_COMMAND = re.compile(_COMMAND_RE + r"\Z")
 _ARG = re.compile(r"[!-)+-~]+\Z")  # printable ASCII without space and '*'
-_KEY = re.compile(r"[a-z][a-z0-9_]*\Z")
-_VALUE = re.compile(r"[!-)+-<>-~]+\Z")  # printable ASCII without space, '*' and '='
+_KEY = re.compile(_KEY_RE + r"\Z")
+_VALUE = re.compile(_VALUE_RE + r"\Z")
 _CODE = re.compile(r"E[0-9]{2}\Z")
 _WORD = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*\Z")
 _HEX2 = re.compile(r"[0-9A-F]{2}\Z")
@@ -92,8 +97,34 @@ def _fields(fields: Fields) -> str:
 # ---------------------------------------------------------------- decoding
 
 
+# The frames a unit sends all the time (an OK reply, an event), matched whole, CRC included, by one
+# regex each; the CRC is then checked. Anything else goes through ``decode_checked``, which names
+# the reason.
+_CRC_LF = rb"\*([0-9A-F]{4})\r\n\Z"
+_OK_REPLY_LINE = re.compile(rb"(<([0-9A-F]{2}) OK(" + _FIELDS_RE.encode() + rb"))" + _CRC_LF)
+_EVENT_LINE = re.compile(rb"(!([0-9A-F]{4}) (" + _COMMAND_RE.encode() + rb")(" + _FIELDS_RE.encode() + rb"))" + _CRC_LF)
+
+
 def decode(line: bytes) -> Frame:
     """Parse one complete line (with its CR LF). Raises FrameError with the precise reason."""
+    if len(line) <= MAX_FRAME_BYTES:
+        match = _OK_REPLY_LINE.match(line)
+        if match and int(match[4], 16) == crc16_ccitt_false(match[1]):
+            return Reply(int(match[2], 16), _split_fields(match[3].decode("ascii")))
+        match = _EVENT_LINE.match(line)
+        if match and int(match[5], 16) == crc16_ccitt_false(match[1]):
+            return Event(int(match[2], 16), match[3].decode("ascii"), _split_fields(match[4].decode("ascii")))
+    return decode_checked(line)
+
+
+def _split_fields(matched: str) -> Fields:
+    """`` k=v k=v`` already matched by the grammar (no space or '=' inside a key or value)."""
+    parts = matched[1:].replace("=", " ").split(" ")
+    return tuple(zip(parts[::2], parts[1::2]))
+
+
+def decode_checked(line: bytes) -> Frame:
+    """``decode`` one check at a time: the path that finds the precise reason for a bad line."""
     if len(line) > MAX_FRAME_BYTES:
         raise FrameError(BadFrameReason.LENGTH, f"{len(line)} bytes, limit {MAX_FRAME_BYTES}")
     if not line.endswith(b"\r\n"):
@@ -169,14 +200,9 @@ def _parse_hex(token: str, pattern: re.Pattern[str], what: str) -> int:
     return int(token, 16)
 
 
-_FIELD_LIST = re.compile(r"(?:[a-z][a-z0-9_]*=[!-)+-<>-~]+ )*\Z")
-
-
 def _parse_fields(tokens: list[str]) -> Fields:
-    if _FIELD_LIST.match(" ".join(tokens) + " " if tokens else ""):  # the common case: one regex
-        return tuple(tuple(token.split("=", 1)) for token in tokens)  # type: ignore[misc]
     fields = []
-    for token in tokens:  # find the culprit for a precise reason
+    for token in tokens:
         key, sep, value = token.partition("=")
         if not sep or not _KEY.match(key) or not _VALUE.match(value):
             raise FrameError(_SYNTAX, f"malformed field {token!r}")
