@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import os
 from typing import Callable
 
 import serial
@@ -17,6 +19,28 @@ import serial_asyncio_fast
 from .errors import NotConnected
 
 BAUDRATE = 115200
+
+
+class _PosixPort(serial.Serial):
+    """A device path or pty, read with one ``os.read`` when the event loop says it is readable.
+
+    pyserial's ``read`` polls the port with ``select`` before reading, even with the timeout of 0
+    that the asyncio transport sets; the loop has just seen the port readable, so that poll only
+    adds a system call to every reply. What it detects stays detected: a port that reports data
+    and gives none, or fails, raises ``SerialException`` and the transport closes."""
+
+    def read(self, size: int = 1) -> bytes:
+        if self.timeout != 0 or not self.is_open:
+            return super().read(size)  # blocking reads keep pyserial's own behaviour
+        try:
+            data = os.read(self.fd, size)
+        except BlockingIOError:
+            return b""
+        except OSError as exc:
+            raise serial.SerialException(f"read failed: {exc}") from exc
+        if not data:
+            raise serial.SerialException("device reports readiness to read but returned no data (disconnected?)")
+        return data
 
 
 class _Protocol(asyncio.Protocol):
@@ -44,9 +68,13 @@ class SerialLine:
         loop = asyncio.get_running_loop()
         protocol = _Protocol(self._on_bytes, self._lost)
         try:
-            transport, _ = await serial_asyncio_fast.create_serial_connection(
-                loop, lambda: protocol, self.url, baudrate=BAUDRATE
-            )
+            if "://" in self.url or os.name != "posix":
+                transport, _ = await serial_asyncio_fast.create_serial_connection(
+                    loop, lambda: protocol, self.url, baudrate=BAUDRATE
+                )
+            else:
+                port = await loop.run_in_executor(None, functools.partial(_PosixPort, self.url, baudrate=BAUDRATE))
+                transport, _ = await serial_asyncio_fast.connection_for_serial(loop, lambda: protocol, port)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise NotConnected(f"cannot open {self.url}: {exc}") from exc
         port = getattr(transport, "serial", None)
