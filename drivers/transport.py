@@ -26,8 +26,9 @@ class _PosixPort(serial.Serial):
 
     pyserial's ``read`` polls the port with ``select`` before reading, even with the timeout of 0
     that the asyncio transport sets; the loop has just seen the port readable, so that poll only
-    adds a system call to every reply. What it detects stays detected: a port that reports data
-    and gives none, or fails, raises ``SerialException`` and the transport closes."""
+    adds a system call to every reply. It is still made when a read finds nothing, because only
+    the poll tells "nothing yet" (say, after ``reset_input_buffer``) from a device that is gone;
+    pyserial then raises ``SerialException`` and the transport closes, as before."""
 
     def read(self, size: int = 1) -> bytes:
         if self.timeout != 0 or not self.is_open:
@@ -38,9 +39,7 @@ class _PosixPort(serial.Serial):
             return b""
         except OSError as exc:
             raise serial.SerialException(f"read failed: {exc}") from exc
-        if not data:
-            raise serial.SerialException("device reports readiness to read but returned no data (disconnected?)")
-        return data
+        return data or super().read(size)
 
 
 class _Protocol(asyncio.Protocol):

@@ -396,3 +396,28 @@ async def test_a_driver_not_connected_fails_loudly() -> None:
         await driver.state()
     with pytest.raises(NotConnected, match="cannot open"):
         await driver.connect()
+
+
+def test_posix_port_reads_what_is_there_and_reports_a_vanished_device() -> None:
+    """The transport's one-read port: nothing waiting is b"", a closed other end is an error."""
+    import os
+    import tty
+
+    import serial
+
+    from drivers.transport import _PosixPort
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    port = _PosixPort(os.ttyname(slave), timeout=0)
+    try:
+        assert port.read(1024) == b""
+        os.write(master, b"<01 OK*0000\r\n")
+        time.sleep(0.05)
+        assert port.read(1024) == b"<01 OK*0000\r\n"
+        os.close(master)
+        with pytest.raises(serial.SerialException):
+            port.read(1024)
+    finally:
+        port.close()
+        os.close(slave)
