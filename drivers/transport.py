@@ -72,8 +72,8 @@ class SerialLine:
                     loop, lambda: protocol, self.url, baudrate=BAUDRATE
                 )
             else:
-                port = await loop.run_in_executor(None, functools.partial(_PosixPort, self.url, baudrate=BAUDRATE))
-                transport, _ = await serial_asyncio_fast.connection_for_serial(loop, lambda: protocol, port)
+                device = await loop.run_in_executor(None, functools.partial(_PosixPort, self.url, baudrate=BAUDRATE))
+                transport, _ = await serial_asyncio_fast.connection_for_serial(loop, lambda: protocol, device)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise NotConnected(f"cannot open {self.url}: {exc}") from exc
         port = getattr(transport, "serial", None)
