@@ -60,6 +60,12 @@ def summary(name: str, samples: list[float]) -> dict[str, float]:
     return out
 
 
+def reply_end(buffer: bytes) -> int:
+    """Index of the LF ending the first reply line in ``buffer`` (events may come before), or -1."""
+    reply = buffer.find(b"<")
+    return buffer.find(b"\n", reply) if reply >= 0 else -1
+
+
 def raw_pyserial(port: str, n: int) -> list[float]:
     line = serial.Serial(port, 115200, timeout=1)
     encoded = frames()
@@ -71,8 +77,8 @@ def raw_pyserial(port: str, n: int) -> list[float]:
         line.write(frame)
         while True:  # read what is waiting in one call (readline() reads byte by byte)
             buffer += line.read(line.in_waiting or 1)
-            end = buffer.find(b"\n", buffer.find(b"<"))
-            if buffer.find(b"<") >= 0 and end >= 0:
+            end = reply_end(buffer)
+            if end >= 0:
                 buffer = buffer[end + 1 :]
                 break
         samples.append(time.perf_counter() - start)
@@ -108,8 +114,7 @@ async def bare_descriptor(port: str, n: int) -> list[float]:
             buffer += os.read(fd, 4096)
         except BlockingIOError:
             return
-        reply = buffer.find(b"<")
-        end = buffer.find(b"\n", reply) if reply >= 0 else -1
+        end = reply_end(buffer)
         if end >= 0 and not waiter.done():
             buffer = buffer[end + 1 :]
             waiter.set_result(None)

@@ -144,9 +144,7 @@ class LineDriver:
         self._line.close()
         self._connected = False
         self._fail_pending(NotConnected("driver closed"))
-        if self._deadline_timer is not None:
-            self._deadline_timer.cancel()
-            self._deadline_timer = None
+        self._drop_deadline_timer()
 
     async def __aenter__(self) -> "LineDriver":
         await self.connect()
@@ -163,9 +161,7 @@ class LineDriver:
         self._splitter = FrameSplitter()
         self._expected_evseq = None
         self._loop = asyncio.get_running_loop()
-        if self._deadline_timer is not None:  # armed on a loop that may be gone
-            self._deadline_timer.cancel()
-            self._deadline_timer = None
+        self._drop_deadline_timer()  # it may be armed on a loop that is gone
         await self._line.open()
         self._connected = True
         self._timeouts_in_a_row = 0
@@ -314,6 +310,11 @@ class LineDriver:
         if timer is not None:
             timer.cancel()
         self._deadline_timer = loop.call_at(deadline, self._on_deadline_timer, loop)
+
+    def _drop_deadline_timer(self) -> None:
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
 
     def _on_deadline_timer(self, loop: asyncio.AbstractEventLoop) -> None:
         self._deadline_timer = None
