@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from drivers import CryoDriver, DeviceError, DriverError, LaserDriver, NotConnected
+from drivers.linedriver import LineFactory
+from drivers.transport import SerialLine
 from drivers.events import (
     Booted,
     CryoInputs,
@@ -80,7 +82,8 @@ Recorder = Callable[[str, dict[str, Any]], None]
 
 
 class DeviceSupervisor:
-    def __init__(self, config: DeviceConfig, hub: Hub, record: Recorder, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, config: DeviceConfig, hub: Hub, record: Recorder, clock: Callable[[], float] = time.monotonic,
+                 line_factory: LineFactory = SerialLine) -> None:
         self.config = config
         self.hub = hub
         self.record = record  # (kind, data): pulses, freezes, device events -> the session's records
@@ -88,7 +91,8 @@ class DeviceSupervisor:
         heartbeat = config.watchdog_ms / 4000
         lease = config.watchdog_ms / 2000
         driver_cls = LaserDriver if config.type == "laser" else CryoDriver
-        self.driver: LaserDriver | CryoDriver = driver_cls(config.port, heartbeat_s=heartbeat, owner_lease_s=lease)
+        self.driver: LaserDriver | CryoDriver = driver_cls(config.port, heartbeat_s=heartbeat, owner_lease_s=lease,
+                                                           line_factory=line_factory, clock=clock)
         self.kernel: LaserKernel | CryoKernel = LaserKernel() if config.type == "laser" else CryoKernel()
         self.status = DeviceStatus(config.name, config.type)
         self.session_id: int | None = None

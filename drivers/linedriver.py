@@ -22,7 +22,7 @@ import contextlib
 import functools
 import logging
 import time
-from typing import AsyncIterator, Callable, ClassVar, NamedTuple
+from typing import AsyncIterator, Callable, ClassVar, NamedTuple, Protocol
 
 from .errors import DriverError, LinkLost, NotConnected, RequestTimeout, device_error
 from .events import (
@@ -45,6 +45,20 @@ log = logging.getLogger(__name__)
 REPLY_TIMEOUT_S = 0.25
 RETRIES = 2
 Listener = Callable[[DriverEvent], None]
+
+
+class Line(Protocol):
+    """What the driver needs of a byte line: ``SerialLine`` for ports, an in-memory line in the
+    deterministic simulation. Built as ``factory(url, on_bytes, on_lost)``."""
+
+    async def open(self) -> None: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+LineFactory = Callable[[str, Callable[[bytes], None], Callable[[str], None]], Line]
 
 
 class EventSubscription:
@@ -99,8 +113,11 @@ class LineDriver:
         reconnect: bool = True,
         backoff_s: tuple[float, float] = (0.1, 2.0),
         silent_after: int = 2,
+        line_factory: LineFactory = SerialLine,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
+        self.clock = clock  # the loop's time; the deterministic simulation passes its virtual one
         self.reply_timeout_s = reply_timeout_s
         self.retries = retries
         self.heartbeat_s = heartbeat_s
@@ -108,7 +125,7 @@ class LineDriver:
         self.reconnect = reconnect
         self.backoff_s = backoff_s
         self.silent_after = silent_after
-        self._line = SerialLine(url, self._on_bytes, self._on_lost)
+        self._line = line_factory(url, self._on_bytes, self._on_lost)
         self._splitter = FrameSplitter()
         self._lock = asyncio.Lock()
         self._seq = 0
@@ -123,7 +140,7 @@ class LineDriver:
         self._connected = False
         self._timeouts_in_a_row = 0
         self._last_sent = 0.0
-        self._owner_seen = time.monotonic()
+        self._owner_seen = self.clock()
         self.stats = {"requests": 0, "retries": 0, "timeouts": 0, "stray_replies": 0, "noise": 0, "gaps": 0, "reconnects": 0}
 
     # ------------------------------------------------------------------ life cycle
@@ -282,7 +299,7 @@ class LineDriver:
             if attempt:
                 self.stats["retries"] += 1
             self._line.write(data)  # the same SEQ and bytes on every attempt
-            self._last_sent = time.monotonic()
+            self._last_sent = self.clock()
             self._watch_deadline(loop, pending.deadline)
             try:
                 reply = await pending.future
@@ -333,13 +350,13 @@ class LineDriver:
     # ------------------------------------------------------------------ heartbeat
     def owner_alive(self) -> None:
         """The owner says it is alive; with ``owner_lease_s`` set, HB is sent only after this."""
-        self._owner_seen = time.monotonic()
+        self._owner_seen = self.clock()
 
     async def _heartbeat_loop(self) -> None:
         assert self.heartbeat_s
         while True:
             await asyncio.sleep(self.heartbeat_s)
-            now = time.monotonic()
+            now = self.clock()
             if not self._connected or self._lock.locked():
                 continue
             if self.owner_lease_s is not None and now - self._owner_seen > self.owner_lease_s:
