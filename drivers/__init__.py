@@ -11,6 +11,8 @@ from .errors import (
     NotAllowedInState,
     NotConnected,
     OutOfRange,
+    OwnerNotAlive,
+    Preempted,
     RequestTimeout,
     UnknownCommand,
 )
@@ -20,5 +22,5 @@ from .linedriver import EventSubscription, LineDriver
 __all__ = [
     "Busy", "CryoDriver", "DeviceError", "DriverError", "EventSubscription", "FaultActive",
     "InterlockOpen", "LaserDriver", "LineDriver", "LinkLost", "NotAllowedInState", "NotConnected",
-    "OutOfRange", "RequestTimeout", "UnknownCommand",
+    "OutOfRange", "OwnerNotAlive", "Preempted", "RequestTimeout", "UnknownCommand",
 ]

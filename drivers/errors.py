@@ -15,6 +15,16 @@ class LinkLost(DriverError):
     """The port vanished or went silent while a request was in flight."""
 
 
+class Preempted(DriverError):
+    """The request never went out (or was not retried): a STOP came first, or the permit it was
+    sent under was revoked before the moment of writing."""
+
+
+class OwnerNotAlive(DriverError):
+    """The owner's lease ran out (its loop or kernel is hung): nothing but STOP may feed the
+    unit's watchdog."""
+
+
 class RequestTimeout(DriverError):
     """No valid reply after the first try and every retry with the same SEQ and bytes."""
 

@@ -9,8 +9,18 @@ Heartbeat: an asyncio task of the owner's own loop sends ``HB`` when the line is
 and only while the owner keeps calling ``owner_alive()`` (when ``owner_lease_s`` is set): a hung
 loop or a hung owner lets the unit's watchdog fire, as it must.
 
+STOP preempts: it goes out right after the exchange already on the wire (which is then not
+retried), ahead of every queued request; queued requests fail with ``Preempted``. A request sent
+under a permit (``guard``) is written only if the guard still holds at the moment of writing.
+
+A unit that stops answering is left alone: after a request goes unanswered the driver sends
+nothing at all (no retries, heartbeats, polls or reconnect traffic) until the unit's watchdog has
+surely fired (``WDT`` ms after the last byte sent, plus a margin), because every valid request
+restarts that watchdog and a runaway unit must be allowed to reach its safe state.
+
 Reconnect: a port that closes, or a unit that stops answering, is reported as ``LinkDown``; the
-driver reopens it with backoff and reports ``LinkUp(reconnect=True)``. It never sends anything on
+driver reopens it with backoff and reports ``LinkUp(reconnect=True)``. The expected EVSEQ is kept
+across a reconnect, so events lost meanwhile show as an ``EventGap``. It never sends anything on
 its own after a reconnect: the owner must treat the unit as reset, program every limit again, and
 never re-arm without a person.
 """
@@ -24,7 +34,7 @@ import logging
 import time
 from typing import AsyncIterator, Callable, ClassVar, NamedTuple, Protocol
 
-from .errors import DriverError, LinkLost, NotConnected, RequestTimeout, device_error
+from .errors import DriverError, LinkLost, NotConnected, OwnerNotAlive, Preempted, RequestTimeout, device_error
 from .events import (
     COMMON_EVENTS,
     Booted,
@@ -44,6 +54,10 @@ log = logging.getLogger(__name__)
 
 REPLY_TIMEOUT_S = 0.25
 RETRIES = 2
+WDT_DEFAULT_MS = 1000
+#: how much longer than the unit's watchdog the host stays silent toward a unit that went mute
+SILENCE_MARGIN_S = 0.5
+Guard = Callable[[], bool]
 Listener = Callable[[DriverEvent], None]
 
 
@@ -112,7 +126,7 @@ class LineDriver:
         owner_lease_s: float | None = None,
         reconnect: bool = True,
         backoff_s: tuple[float, float] = (0.1, 2.0),
-        silent_after: int = 2,
+        silent_after: int = 1,
         line_factory: LineFactory = SerialLine,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -127,7 +141,13 @@ class LineDriver:
         self.silent_after = silent_after
         self._line = line_factory(url, self._on_bytes, self._on_lost)
         self._splitter = FrameSplitter()
-        self._lock = asyncio.Lock()
+        self._busy = False  # a request owns the line
+        self._waiters: list[tuple[asyncio.Future[None], bool]] = []  # (future, is STOP), in turn order
+        self._stops_waiting = 0
+        self._quiet_until = float("-inf")  # send nothing before this (the unit's watchdog must fire)
+        self.watchdog_ms = WDT_DEFAULT_MS  # what the unit was last told (power-on default)
+        self.pulses_seen = 0  # PULSE events dispatched over the driver's life (never reset)
+        self.pulses_seen_at_reply = 0  # ... when the last reply arrived: counts reconcile against it
         self._seq = 0
         self._pending: _Pending | None = None
         self._deadline_timer: asyncio.TimerHandle | None = None
@@ -147,6 +167,7 @@ class LineDriver:
     async def connect(self) -> None:
         """Open the line and start the heartbeat. Raises NotConnected if the port cannot open."""
         self._closing = False
+        self._expected_evseq = None  # a new connection: nothing is known of the unit's numbering
         await self._open()
         if self.heartbeat_s:
             self._spawn(self._heartbeat_loop())
@@ -176,7 +197,6 @@ class LineDriver:
 
     async def _open(self) -> None:
         self._splitter = FrameSplitter()
-        self._expected_evseq = None
         self._loop = asyncio.get_running_loop()
         self._drop_deadline_timer()  # it may be armed on a loop that is gone
         await self._line.open()
@@ -197,6 +217,7 @@ class LineDriver:
         self._connected = False
         self._line.close()
         self._fail_pending(LinkLost(reason))
+        self._fail_waiters(LinkLost(reason))
         self._dispatch(LinkDown(reason=reason))
         if self.reconnect:
             self._spawn(self._reconnect_loop())
@@ -204,7 +225,7 @@ class LineDriver:
     async def _reconnect_loop(self) -> None:
         delay, ceiling = self.backoff_s
         while not self._closing:
-            await asyncio.sleep(delay)
+            await asyncio.sleep(max(delay, self._quiet_until - self.clock()))
             try:
                 await self._open()
             except NotConnected:
@@ -242,6 +263,7 @@ class LineDriver:
             if isinstance(item, (Reply, ErrorReply)):
                 pending = self._pending
                 if pending is not None and pending.seq == item.seq and not pending.future.done():
+                    self.pulses_seen_at_reply = self.pulses_seen
                     pending.future.set_result(item)
                 else:
                     self.stats["stray_replies"] += 1
@@ -264,6 +286,8 @@ class LineDriver:
             self.stats["gaps"] += 1
             self._dispatch(EventGap(missing=missing, first_missing=expected))
         self._expected_evseq = (event.evseq + 1) & 0xFFFF
+        if event.name == "PULSE":
+            self.pulses_seen += 1
         self._dispatch(typed)
 
     # ------------------------------------------------------------------ requests
@@ -271,29 +295,93 @@ class LineDriver:
         self._seq = (self._seq + 1) & 0xFF
         return self._seq
 
-    async def request(self, command: str, *args: object, timeout_s: float | None = None) -> dict[str, str]:
-        """Send one request and return its reply fields; ``ER`` raises the mapped DeviceError."""
+    async def request(self, command: str, *args: object, timeout_s: float | None = None,
+                      guard: Guard | None = None) -> dict[str, str]:
+        """Send one request and return its reply fields; ``ER`` raises the mapped DeviceError.
+
+        ``guard`` is asked at the moment of writing, with no await in between: if it no longer
+        holds (the permit was revoked) nothing is written and ``Preempted`` is raised."""
         text_args = tuple(map(_arg, args)) if args else ()
-        await self._lock.acquire()
+        is_stop = command == "STOP"
+        await self._acquire(is_stop, command)
         try:
-            if not self._connected:
-                raise NotConnected(f"{self.url} is not connected" + (" (reconnecting)" if self.reconnect and not self._closing else ""))
+            self._check_can_send(is_stop)
             seq = self._next_seq()
             data = _encode_request(seq, command, text_args)
             self.stats["requests"] += 1
-            reply = await self._exchange(seq, data, timeout_s or self.reply_timeout_s)
+            reply = await self._exchange(seq, data, timeout_s or self.reply_timeout_s, guard, is_stop,
+                                         _request_name(command, text_args))
             if reply is None:
                 raise RequestTimeout(_request_name(command, text_args), 1 + self.retries)
         finally:
-            self._lock.release()
+            self._release()
         if isinstance(reply, ErrorReply):
             raise device_error(reply.code, reply.word, _request_name(command, text_args))
         return reply.fields_dict()
 
-    async def _exchange(self, seq: int, data: bytes, timeout_s: float) -> Reply | ErrorReply | None:
+    def _check_can_send(self, is_stop: bool) -> None:
+        if not self._connected:
+            raise NotConnected(f"{self.url} is not connected" + (" (reconnecting)" if self.reconnect and not self._closing else ""))
+        now = self.clock()
+        if now < self._quiet_until:
+            raise NotConnected(f"{self.url}: silent toward the unit for {self._quiet_until - now:.1f} s so its watchdog fires")
+        if not is_stop and self.owner_lease_s is not None and now - self._owner_seen > self.owner_lease_s:
+            raise OwnerNotAlive(f"{self.url}: the owner is not alive; only STOP may be sent")
+
+    # ------------------------------------------------------------------ whose turn it is
+    async def _acquire(self, is_stop: bool, command: str) -> None:
+        """Take the line: first come, first served, except that STOP goes before every queued
+        request, and those queued requests fail (they were decided before the STOP)."""
+        if is_stop:
+            self._stops_waiting += 1
+            self._fail_waiters(Preempted(f"{command}: preempted by STOP"), keep_stops=True)
+        try:
+            if not self._busy and not self._waiters:
+                self._busy = True
+                return
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            if is_stop:
+                position = sum(1 for _, stop in self._waiters if stop)
+                self._waiters.insert(position, (future, True))
+            else:
+                self._waiters.append((future, False))
+            try:
+                await future
+            except BaseException:
+                self._waiters = [w for w in self._waiters if w[0] is not future]
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    self._release()  # the turn was handed over as we were cancelled: pass it on
+                raise
+        finally:
+            if is_stop:
+                self._stops_waiting -= 1
+
+    def _release(self) -> None:
+        while self._waiters:
+            future, _ = self._waiters.pop(0)
+            if not future.done():
+                future.set_result(None)  # the line stays busy: it is handed over
+                return
+        self._busy = False
+
+    def _fail_waiters(self, exc: Exception, keep_stops: bool = False) -> None:
+        kept = []
+        for future, stop in self._waiters:
+            if stop and keep_stops:
+                kept.append((future, stop))
+            elif not future.done():
+                future.set_exception(exc)
+        self._waiters = kept
+
+    async def _exchange(self, seq: int, data: bytes, timeout_s: float, guard: Guard | None, is_stop: bool,
+                        name: str) -> Reply | ErrorReply | None:
         """Send ``data`` until its reply comes; None after every attempt timed out."""
         loop = self._loop
         for attempt in range(1 + self.retries):
+            if attempt and self._stops_waiting and not is_stop:
+                raise Preempted(f"{name}: not retried, a STOP waits")
+            if guard is not None and not guard():
+                raise Preempted(f"{name}: the permit was revoked (STOP, lock-out or pause) before it was sent")
             pending = _Pending(seq, loop.create_future(), loop.time() + timeout_s)
             self._pending = pending
             if attempt:
@@ -312,8 +400,21 @@ class LineDriver:
         self.stats["timeouts"] += 1
         self._timeouts_in_a_row += 1
         if self._timeouts_in_a_row >= self.silent_after:
-            self._link_down(f"unit silent: {self._timeouts_in_a_row} requests unanswered")
+            self.go_silent(f"unit silent: {self._timeouts_in_a_row} request(s) unanswered")
         return None
+
+    def go_silent(self, reason: str) -> None:
+        """Send nothing to the unit until its watchdog has surely fired, then reconnect.
+
+        The unit restarts its watchdog on every valid request, so only silence lets a unit that
+        no longer answers (or no longer obeys STOP) reach its own safe state."""
+        self._quiet_until = max(self._quiet_until, self._last_sent + self.watchdog_ms / 1000 + SILENCE_MARGIN_S)
+        self._link_down(reason)
+
+    @property
+    def silent_until(self) -> float:
+        """Until when (driver clock) the host sends nothing to the unit."""
+        return self._quiet_until
 
     def _watch_deadline(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         """Make sure a timer fires by ``deadline``.
@@ -357,7 +458,7 @@ class LineDriver:
         while True:
             await asyncio.sleep(self.heartbeat_s)
             now = self.clock()
-            if not self._connected or self._lock.locked():
+            if not self._connected or self._busy or now < self._quiet_until:
                 continue
             if self.owner_lease_s is not None and now - self._owner_seen > self.owner_lease_s:
                 continue  # the owner is hung: the unit's watchdog must be allowed to fire
@@ -374,7 +475,9 @@ class LineDriver:
         await self.request("HB")
 
     async def set_watchdog(self, ms: int) -> int:
-        return int((await self.request("WDT", int(ms)))["wdt"])
+        self.watchdog_ms = max(self.watchdog_ms, int(ms))  # until the echo, assume the longer one
+        self.watchdog_ms = int((await self.request("WDT", int(ms)))["wdt"])
+        return self.watchdog_ms
 
     async def watchdog(self) -> int:
         return int((await self.request("WDT?"))["wdt"])

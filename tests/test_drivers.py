@@ -19,6 +19,7 @@ from drivers import (
     LaserDriver,
     NotAllowedInState,
     NotConnected,
+    Preempted,
     OutOfRange,
     RequestTimeout,
     UnknownCommand,
@@ -182,6 +183,7 @@ async def test_each_request_times_out_on_its_own_clock(cryo: CryoDriver, sims: S
     with pytest.raises(RequestTimeout):
         await cryo.state()
     assert 0.7 < time.monotonic() - started < 1.0
+    await until(lambda: cryo.connected, timeout=3)  # after the silence the unit's watchdog needs
     assert (await cryo.state()).state is CryoMode.IDLE
 
 
@@ -308,13 +310,35 @@ async def test_silent_unit_is_reported_down_and_reconnected(laser: LaserDriver, 
     seen: list[Any] = []
     laser.add_listener(seen.append)
     sims.call("silence", 0, ms=2000, direction="both")
-    for _ in range(2):
-        with pytest.raises(RequestTimeout):
-            await laser.state()
+    with pytest.raises(RequestTimeout):
+        await laser.state()
     assert any(isinstance(e, LinkDown) and "silent" in e.reason for e in seen)
-    await until(lambda: any(isinstance(e, LinkUp) for e in seen), timeout=3)
+    with pytest.raises(NotConnected):
+        await laser.state()  # nothing is sent while the unit's watchdog runs out
+    await until(lambda: any(isinstance(e, LinkUp) for e in seen), timeout=4)
+    await until(lambda: sims.call("truth", 0)["powered"] and laser.connected)
     await asyncio.sleep(0.6)
     assert (await laser.idn()).model == "QS-1064"
+
+
+async def test_a_unit_that_stops_answering_is_left_to_its_own_watchdog(laser: LaserDriver, sims: SimulatorThread) -> None:
+    """A mute unit that still listens: the host's retries and heartbeats would feed its watchdog
+    for ever. After the first unanswered request the host sends nothing until the watchdog fired."""
+    await laser.limit_pulses(1000)
+    await laser.set_rate(10.0)
+    await laser.ready()
+    await until(lambda: sims.call("truth", 0)["state"] == "READY")
+    sims.call("set_input", 0, name="foot", value=1)
+    await until(lambda: sims.call("truth", 0)["state"] == "EMITTING")
+    sims.call("silence", 0, ms=60_000, direction="out")  # it hears and obeys, but says nothing
+    muted_at = sims.call("stats", 0)["requests"]
+    with pytest.raises(RequestTimeout):
+        await laser.state()
+    sent_by_then = sims.call("stats", 0)["requests"]
+    assert sent_by_then - muted_at <= 1 + laser.retries
+    await until(lambda: sims.call("truth", 0)["state"] == "STANDBY", timeout=3)  # the unit's watchdog
+    assert sims.call("stats", 0)["requests"] == sent_by_then  # silent all the while
+    assert laser.silent_until > laser.clock()
 
 
 def _free_port() -> int:
@@ -421,3 +445,33 @@ def test_posix_port_reads_what_is_there_and_reports_a_vanished_device() -> None:
     finally:
         port.close()
         os.close(slave)
+
+
+async def test_stop_goes_before_every_queued_request_and_they_fail(cryo: CryoDriver, sims: SimulatorThread) -> None:
+    """LIMIT, then FREEZE queued behind it; a STOP decided meanwhile must go out right after the
+    exchange on the wire, and the FREEZE decided before it must never be written."""
+    base = len(sims.call("executed", 1))
+    limit = asyncio.ensure_future(cryo.limit_freeze(20))
+    freeze = asyncio.ensure_future(cryo.freeze(10))
+    await asyncio.sleep(0)  # both queued: LIMIT on the wire, FREEZE waiting
+    stop = asyncio.ensure_future(cryo.stop())
+    assert await limit == 20.0
+    assert await stop in ("IDLE", "THAW")
+    with pytest.raises(Preempted, match="preempted by STOP"):
+        await freeze
+    assert sims.call("executed", 1)[base:] == ["LIMIT FREEZE 20.0", "STOP"]
+
+
+async def test_a_request_under_a_revoked_permit_is_never_written(laser: LaserDriver, sims: SimulatorThread) -> None:
+    permit = {"valid": True}
+    await laser.limit_pulses(5)
+    base = len(sims.call("executed", 0))
+    programming = asyncio.ensure_future(laser.set_rate(2.0))
+    arming = asyncio.ensure_future(laser.request("READY", guard=lambda: permit["valid"]))
+    await asyncio.sleep(0)
+    permit["valid"] = False  # a STOP, lock-out or pause revoked it while READY waited its turn
+    assert await programming == 2.0
+    with pytest.raises(Preempted, match="permit was revoked"):
+        await arming
+    assert sims.call("executed", 0)[base:] == ["RATE 2.0"]
+    assert (await laser.state()).state is LaserMode.STANDBY
