@@ -1,20 +1,73 @@
 """Service configuration: a TOML file plus environment (``DEVICECTL_...``), checked by pydantic.
 
 A bad file or value is a ``ConfigError`` whose message names the key (``devices.0.port: ...``).
+
+A device port is checked when the settings are built, so a service never starts silently on a
+port it cannot open: an absolute path must exist and be a character device (a serial port or a
+pty, or a symlink to one such as a simulator's link), ``socket://HOST:PORT`` needs a port 1-65535,
+and two devices never share a port (paths compared after resolving symlinks). ``serve --simulate``
+builds its device settings only once the simulated bench has created its pty links.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ConfigError(ValueError):
     """The configuration cannot be used; the message says which key and why."""
+
+
+PORT_FORMS = "an absolute device path (/dev/ttyUSB0, a pty) or socket://HOST:PORT"
+
+
+def _port_error(message: str) -> PydanticCustomError:
+    return PydanticCustomError("device_port", "{message}", {"message": message})
+
+
+def check_port(port: str) -> str:
+    """``port`` if a device can be opened there by pyserial, else a ``PydanticCustomError`` saying why."""
+    if port.startswith("/"):
+        try:
+            mode = os.stat(port).st_mode  # follows symlinks: a simulator's link to its pty is checked as the pty
+        except FileNotFoundError:
+            raise _port_error(f"{port} does not exist (is the device plugged in?)") from None
+        except OSError as exc:
+            raise _port_error(f"{port} cannot be examined: {exc.strerror}") from None
+        if not stat.S_ISCHR(mode):
+            raise _port_error(f"{port} is not a character device (a serial port or a pty)")
+        return port
+    scheme, separator, _ = port.partition("://")
+    if not separator:
+        raise _port_error(f"{port!r} is not {PORT_FORMS}")
+    if scheme.lower() != "socket":
+        raise _port_error(f"the scheme {scheme}:// is not supported: use {PORT_FORMS}")
+    parts = urlsplit(port)
+    try:
+        number = parts.port
+    except ValueError:
+        number = -1
+    if not parts.hostname or number is None or not 1 <= number <= 65535 or parts.path not in ("", "/") \
+            or parts.query or parts.fragment or parts.username or parts.password:
+        raise _port_error(f"{port!r} is not socket://HOST:PORT with a port 1-65535")
+    return port
+
+
+def port_identity(port: str) -> str:
+    """What makes two ports the same port: the resolved device path, or the lower-cased HOST:PORT."""
+    if port.startswith("/"):
+        return os.path.realpath(port)
+    parts = urlsplit(port)
+    return f"socket://{(parts.hostname or '').lower()}:{parts.port}"
 
 
 class DeviceConfig(BaseModel):
@@ -23,6 +76,11 @@ class DeviceConfig(BaseModel):
     type: Literal["laser", "cryo"]
     port: str = Field(min_length=1, description="pyserial URL: /dev/ttyUSB0, a pty, socket://host:port")
     watchdog_ms: int = Field(1000, ge=100, le=5000)
+
+    @field_validator("port")
+    @classmethod
+    def openable_port(cls, port: str) -> str:
+        return check_port(port)
 
 
 class MqttConfig(BaseModel):
@@ -57,6 +115,19 @@ class Settings(BaseSettings):
             raise ValueError("device names must be unique")
         return devices
 
+    @model_validator(mode="after")
+    def one_device_per_port(self) -> "Settings":
+        owners: dict[str, int] = {}
+        for index, device in enumerate(self.devices):
+            first = owners.setdefault(port_identity(device.port), index)
+            if first != index:
+                other = self.devices[first]
+                raise _port_error(
+                    f"devices.{index}.port: {device.port} is the port of both {other.name} (devices.{first}) and "
+                    f"{device.name} (devices.{index}): one device per port"
+                )
+        return self
+
 
 def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
     """Settings from ``path`` (TOML) and the environment; overrides win."""
@@ -72,7 +143,8 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
     try:
         return Settings(**data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or '(file)'}: {error['msg']}" for error in exc.errors()
+        problems = "; ".join(  # a check across keys (a shared port) names its keys in its message
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" if error["loc"] else error["msg"]
+            for error in exc.errors()
         )
         raise ConfigError(f"{path or 'configuration'}: {problems}") from None
