@@ -11,7 +11,18 @@ from typing import ClassVar
 
 from .checklist import open_items
 from .decisions import AllowFreeze, Decision, Lockout, Program, Refuse, Stop
-from .facts import CryoInputsSeen, DeviceStateSeen, FreezeEndSeen, FreezeRequested, FreezeStartSeen, SessionOpened, TipSeen, ClockTick
+from .facts import (
+    BootSeen,
+    ClockTick,
+    CryoInputsSeen,
+    DeviceStateSeen,
+    FreezeEndSeen,
+    FreezeRequested,
+    FreezeStartSeen,
+    LinkLost,
+    SessionOpened,
+    TipSeen,
+)
 from .hazards import Hazard
 from .kernel import SHARED_RULES, KernelBase, rule
 from .plans import CryoPlan
@@ -23,6 +34,7 @@ TELEMETRY_HZ = 10
 
 class CryoKernel(KernelBase):
     SILENCE_S: ClassVar[float] = 0.5  # TEMP arrives at 10 Hz
+    SILENCE_LOCKS: ClassVar[bool] = True  # a freeze the host cannot see may still be running
 
     def __init__(self) -> None:
         super().__init__()
@@ -32,6 +44,11 @@ class CryoKernel(KernelBase):
         self.freezing_since: float | None = None
         self.freeze_seconds = 0.0
         self.last_end_at: float | None = None
+        #: a freeze ended in the kernel because the unit was lost (link, reboot): the seconds
+        #: counted for it, until the unit reports its own duration (whichever is longer counts)
+        self.lost_freeze_s: float | None = None
+        #: the seconds of the last freeze the kernel ended on its own (for the records)
+        self.last_lost_s: float | None = None
 
     @property
     def cryo_plan(self) -> CryoPlan:
@@ -70,10 +87,29 @@ class CryoKernel(KernelBase):
             self.freezing_since = fact.at
             self.freeze_allowed = None
         elif isinstance(fact, FreezeEndSeen):
+            if self.freezing_since is None and self.lost_freeze_s is not None:
+                # the end of a freeze already counted up to the loss: add what it ran beyond that
+                self.exposure_s += max(0.0, fact.dur_s - self.lost_freeze_s)
+                self.lost_freeze_s = None
+                return
             self.freezing_since = None
             self.exposure_s += fact.dur_s
             self.cycles_done += 1
             self.last_end_at = fact.at
+            self.lost_freeze_s = None
+        elif isinstance(fact, (LinkLost, BootSeen)):
+            self.last_lost_s = None
+            if self.freezing_since is not None:
+                # the unit cannot report this freeze's end any more (or only much later): it ends
+                # here, counted up to the loss, so the kernel never waits for an end that never comes
+                counted = max(0.0, fact.at - self.freezing_since)
+                self.exposure_s += counted
+                self.cycles_done += 1
+                self.last_end_at = fact.at
+                self.freezing_since = None
+                self.lost_freeze_s = None if isinstance(fact, BootSeen) else counted
+                self.last_lost_s = counted
+            self.freeze_allowed = None
 
     def _apply(self, decisions: list[Decision]) -> None:
         super()._apply(decisions)
@@ -135,7 +171,8 @@ def backup_timer(kernel: CryoKernel, fact: ClockTick | TipSeen) -> list[Decision
         return []
     elapsed = fact.at - kernel.freezing_since
     if elapsed > kernel.freeze_seconds + BACKUP_MARGIN_S:
-        return [Stop(f"the freeze ran {elapsed:.1f} s of {kernel.freeze_seconds} s: host backup stop", Hazard.H05_OVERFREEZING)]
+        reason = f"the freeze ran {elapsed:.1f} s of {kernel.freeze_seconds} s: host backup stop (the unit's timer failed)"
+        return [Stop(reason, Hazard.H05_OVERFREEZING), Lockout(reason, Hazard.H05_OVERFREEZING)]
     return []
 
 

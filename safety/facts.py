@@ -188,6 +188,24 @@ class LinkRestored:
 
 
 @dataclass(frozen=True)
+class PulsesUnseen:
+    """The unit's own counter shows ``count`` pulses the host never saw (a gap, a reconnect, a
+    reboot): they count against the budget and are recorded as "not seen by the host"."""
+
+    count: int
+    at: float = 0.0
+
+
+@dataclass(frozen=True)
+class StopUnconfirmed:
+    """A STOP was refused, unanswered or answered with an unsafe state: the host went silent so
+    the unit's watchdog stops it, and a person must use the unit's own emergency stop."""
+
+    reason: str
+    at: float = 0.0
+
+
+@dataclass(frozen=True)
 class ClockTick:
     at: float
 

@@ -27,6 +27,7 @@ from .facts import (
     SessionClosed,
     SessionOpened,
     StopRequested,
+    StopUnconfirmed,
     WatchdogSeen,
     DEVICE_FACTS,
 )
@@ -56,6 +57,8 @@ class KernelBase:
     RULES: ClassVar[tuple[Rule, ...]] = ()
     #: silence while treating that means the device's state is no longer known
     SILENCE_S: ClassVar[float] = 2.5
+    #: whether that silence also locks (a freeze the host cannot see may still be running)
+    SILENCE_LOCKS: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.plan: Any = None
@@ -63,6 +66,10 @@ class KernelBase:
         self.locked: str | None = None
         self.paused: str | None = None
         self.reprogrammed = False
+        #: the permit under which READY/FREEZE/FIRE may be written; every Stop, Lockout and
+        #: Pause revokes it, only AllowArm/AllowFreeze issue a new one
+        self.permit: int | None = None
+        self._permits_issued = 0
         self.last_seen_at: float | None = None
         self.fact_at = 0.0  # the time of the fact being handled (facts carry their time)
 
@@ -83,7 +90,7 @@ class KernelBase:
             self.last_seen_at = fact.at
         if isinstance(fact, SessionOpened):
             self.plan = fact.plan
-            self.locked = self.paused = None
+            self.paused = None  # the new session programs every limit; a lock-out stays until acknowledged
         elif isinstance(fact, SessionClosed):
             self.plan = None
         elif isinstance(fact, LimitsReprogrammed):
@@ -95,14 +102,23 @@ class KernelBase:
         for decision in decisions:
             if isinstance(decision, Stop):
                 self.armed = False
+                self.permit = None
             elif isinstance(decision, Lockout):
                 self.armed = False
+                self.permit = None
                 self.locked = self.locked or decision.reason
             elif isinstance(decision, Pause):
                 self.armed = False
+                self.permit = None
                 self.paused = self.paused or decision.reason
             elif isinstance(decision, (AllowArm, AllowFreeze)):
                 self.armed = True
+                self._permits_issued += 1
+                self.permit = self._permits_issued
+
+    def permit_valid(self, permit: int | None) -> bool:
+        """Whether an actuation decided under ``permit`` may still be written to the unit."""
+        return permit is not None and self.permit == permit
 
     @property
     def treating(self) -> bool:
@@ -175,8 +191,17 @@ def reset_pauses(kernel: KernelBase, fact: BootSeen | LinkRestored) -> list[Deci
 @rule("telemetry-silence-stops", Hazard.H14_LOST_INFORMATION, ClockTick)
 def silence_stops(kernel: KernelBase, fact: ClockTick) -> list[Decision]:
     if kernel.treating and kernel.last_seen_at is not None and fact.at - kernel.last_seen_at > kernel.SILENCE_S:
-        return [Stop(f"no word from the device for {fact.at - kernel.last_seen_at:.1f} s", Hazard.H14_LOST_INFORMATION)]
+        reason = f"no word from the device for {fact.at - kernel.last_seen_at:.1f} s"
+        stop: list[Decision] = [Stop(reason, Hazard.H14_LOST_INFORMATION)]
+        return stop + ([Lockout(reason, Hazard.H14_LOST_INFORMATION)] if kernel.SILENCE_LOCKS else [])
     return []
+
+
+@rule("unconfirmed-stop-locks", Hazard.H03_UNCOMMANDED_EMISSION, StopUnconfirmed)
+def unconfirmed_stop_locks(kernel: KernelBase, fact: StopUnconfirmed) -> list[Decision]:
+    """The host cannot prove the unit is safe: nothing arms again until a person has used the
+    unit's own emergency stop and acknowledged."""
+    return [Lockout(fact.reason, Hazard.H03_UNCOMMANDED_EMISSION)]
 
 
 @rule("session-close-stops", Hazard.H16_FAULT_REARM, SessionClosed)
@@ -205,5 +230,5 @@ def reconfirm(kernel: KernelBase, fact: Reconfirmed) -> list[Decision]:
 
 SHARED_RULES: tuple[Rule, ...] = (
     stop_request, fault_stops, watchdog_stops, gap_stops, link_lost_stops, reset_pauses, silence_stops,
-    session_close_stops, acknowledge, reconfirm,
+    unconfirmed_stop_locks, session_close_stops, acknowledge, reconfirm,
 )

@@ -7,11 +7,12 @@ unit's own F02 (three deviating pulses) or budget could.
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 from .checklist import open_items
 from .decisions import AllowArm, Decision, Lockout, Program, Refuse, Stop
-from .facts import ArmRequested, DeviceStateSeen, LaserInputsSeen, PulseSeen, SessionOpened, SpotSeen
+from .facts import ArmRequested, DeviceStateSeen, LaserInputsSeen, PulseSeen, PulsesUnseen, SessionOpened, SpotSeen
 from .hazards import Hazard
 from .kernel import SHARED_RULES, KernelBase, rule
 from .plans import LaserPlan, fluence_j_cm2
@@ -63,6 +64,8 @@ class LaserKernel(KernelBase):
             self.monitor_correction = fact.monitor_correction
         elif isinstance(fact, PulseSeen):
             self.pulses += 1
+        elif isinstance(fact, PulsesUnseen):
+            self.pulses += fact.count
         elif isinstance(fact, SpotSeen):
             self.spot_mm = fact.spot_mm
 
@@ -87,6 +90,8 @@ def arm_gates(kernel: LaserKernel, fact: ArmRequested) -> list[Decision]:
     refusal = kernel.gate(fact.role)
     if refusal:
         return refusal
+    if kernel.armed:
+        return []  # already armed under a permit: a second tap changes nothing
     plan = kernel.laser_plan
     items = open_items(plan, fact.answers, fact.context)
     if items:
@@ -104,7 +109,8 @@ def arm_gates(kernel: LaserKernel, fact: ArmRequested) -> list[Decision]:
                 Hazard.H02_EXCESS_ENERGY,
             )
         ]
-    return [Program("pulse_limit", kernel.remaining), AllowArm()]
+    # the unit counts from its last COUNT RESET (laser.md): reset, then allow what is left
+    return [Program("count_reset", 0), Program("pulse_limit", kernel.remaining), AllowArm()]
 
 
 @rule("pulse-budget", Hazard.H01_OVERTREATMENT, PulseSeen)
@@ -118,6 +124,19 @@ def pulse_budget(kernel: LaserKernel, fact: PulseSeen) -> list[Decision]:
     if kernel.pulses == budget:
         return [Stop(f"pulse budget of {budget} reached", Hazard.H01_OVERTREATMENT)]
     return []
+
+
+@rule("unseen-pulses-lock", Hazard.H14_LOST_INFORMATION, PulsesUnseen)
+def unseen_pulses(kernel: LaserKernel, fact: PulsesUnseen) -> list[Decision]:
+    """Pulses the unit fired that the host never saw: counted, and nothing arms until a person
+    has looked at what happened."""
+    if fact.count == 0:
+        return []
+    if fact.count < 0:
+        reason = f"the unit reports {-fact.count} pulses fewer than the host counted: its counter cannot be trusted"
+    else:
+        reason = f"{fact.count} pulses fired that the host did not see (now counted against the budget)"
+    return [Stop(reason, Hazard.H14_LOST_INFORMATION), Lockout(reason, Hazard.H14_LOST_INFORMATION)]
 
 
 @rule("uncommanded-emission", Hazard.H03_UNCOMMANDED_EMISSION, PulseSeen)
@@ -138,6 +157,9 @@ def pulse_energy(kernel: LaserKernel, fact: PulseSeen) -> list[Decision]:
         return []
     plan = kernel.laser_plan
     energy = fact.energy_mj * kernel.monitor_correction
+    if not math.isfinite(energy):
+        reason = f"pulse {fact.n}: the energy reading {fact.energy_mj} x {kernel.monitor_correction} is not a number"
+        return [Stop(reason, Hazard.H02_EXCESS_ENERGY), Lockout(reason, Hazard.H02_EXCESS_ENERGY)]
     problems = []
     if fact.set_mj != plan.energy_mj:
         problems.append(f"the unit fired at {fact.set_mj} mJ, the plan says {plan.energy_mj} mJ")
@@ -170,6 +192,8 @@ def state_watch(kernel: LaserKernel, fact: DeviceStateSeen) -> list[Decision]:
     """The unit arming without permission is uncommanded; the unit leaving READY/EMITTING for
     any reason ends the permission (a new request is needed)."""
     if fact.state in ARMED_STATES and not kernel.armed:
+        if kernel.plan is not None and fact.at - kernel.disarmed_at <= STOP_GRACE_S:
+            return [Stop(f"the laser reported {fact.state} after a stop (still in flight)", Hazard.H03_UNCOMMANDED_EMISSION)]
         reason = f"the laser went {fact.state} without a practitioner arming it"
         return [Stop(reason, Hazard.H03_UNCOMMANDED_EMISSION), Lockout(reason, Hazard.H03_UNCOMMANDED_EMISSION)]
     if fact.state not in ARMED_STATES and kernel.armed:
@@ -189,5 +213,5 @@ def spot_guard(kernel: LaserKernel, fact: SpotSeen) -> list[Decision]:
 
 
 LaserKernel.RULES = SHARED_RULES + (
-    program_limits, arm_gates, pulse_budget, uncommanded_pulse, pulse_energy, unsafe_inputs, state_watch, spot_guard,
+    program_limits, arm_gates, pulse_budget, unseen_pulses, uncommanded_pulse, pulse_energy, unsafe_inputs, state_watch, spot_guard,
 )

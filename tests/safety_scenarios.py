@@ -25,12 +25,14 @@ from safety.facts import (
     LinkRestored,
     LockoutAcknowledged,
     PulseSeen,
+    PulsesUnseen,
     Reconfirmed,
     Role,
     SessionClosed,
     SessionOpened,
     SpotSeen,
     StopRequested,
+    StopUnconfirmed,
     TelemetrySeen,
     TipSeen,
     WatchdogSeen,
@@ -138,7 +140,77 @@ def laser_arm_programs_remaining_budget(make: Factory) -> None:
     pulse(kernel, 1, 2.0)
     kernel.handle(StopRequested("screen", at=2.1))
     decisions = kernel.handle(ArmRequested(Role.PRACTITIONER, GOOD, CONTEXT, at=3.0))
-    assert Program("pulse_limit", LASER_PLAN.pulse_budget - 1) in decisions and has(decisions, AllowArm)
+    # laser.md: LIMIT PULSES counts from the last COUNT RESET, so the count is reset first
+    programs = [d for d in decisions if isinstance(d, Program)]
+    assert programs == [Program("count_reset", 0), Program("pulse_limit", LASER_PLAN.pulse_budget - 1)]
+    assert has(decisions, AllowArm)
+
+
+def laser_second_arm_while_armed_changes_nothing(make: Factory) -> None:
+    kernel = armed_laser(make)
+    permit = kernel.permit
+    assert kernel.handle(ArmRequested(Role.PRACTITIONER, GOOD, CONTEXT, at=2.0)) == []
+    assert kernel.armed and kernel.permit == permit
+
+
+def laser_unseen_pulses_count_and_lock(make: Factory) -> None:
+    kernel = armed_laser(make)
+    pulse(kernel, 1, 2.0)
+    decisions = kernel.handle(PulsesUnseen(3, at=3.0))
+    assert has(decisions, Stop, Hazard.H14_LOST_INFORMATION) and has(decisions, Lockout, Hazard.H14_LOST_INFORMATION)
+    assert kernel.pulses == 4 and kernel.remaining == LASER_PLAN.pulse_budget - 4
+    assert kernel.handle(PulsesUnseen(0, at=3.5)) == []
+    kernel.handle(LockoutAcknowledged(Role.PRACTITIONER, at=4.0))
+    decisions = kernel.handle(ArmRequested(Role.PRACTITIONER, GOOD, CONTEXT, at=5.0))
+    assert Program("pulse_limit", LASER_PLAN.pulse_budget - 4) in decisions
+
+
+def laser_state_in_flight_after_stop_is_not_uncommanded(make: Factory) -> None:
+    kernel = armed_laser(make)
+    kernel.handle(StopRequested("screen", at=5.0))
+    decisions = kernel.handle(DeviceStateSeen("READY", "cmd", at=5.1))
+    assert has(decisions, Stop) and not has(decisions, Lockout)
+    decisions = kernel.handle(DeviceStateSeen("READY", "cmd", at=6.0))
+    assert has(decisions, Lockout, Hazard.H03_UNCOMMANDED_EMISSION)
+
+
+def laser_unreadable_energy_locks(make: Factory) -> None:
+    kernel = armed_laser(make)
+    decisions = pulse(kernel, 1, 2.0, energy=float("nan"))
+    assert has(decisions, Stop, Hazard.H02_EXCESS_ENERGY) and has(decisions, Lockout, Hazard.H02_EXCESS_ENERGY)
+
+
+def permit_revoked_by_every_stop_lock_and_pause(make: Factory) -> None:
+    for fact in (StopRequested("screen", at=3.0), FaultSeen("F04", "coolant", at=3.0), LinkLost("gone", at=3.0)):
+        kernel = armed_laser(make)
+        permit = kernel.permit
+        assert kernel.permit_valid(permit) and not kernel.permit_valid(None)
+        kernel.handle(fact)
+        assert not kernel.permit_valid(permit)
+    kernel = armed_laser(make)
+    first = kernel.permit
+    kernel.handle(StopRequested("screen", at=3.0))
+    kernel.handle(ArmRequested(Role.PRACTITIONER, GOOD, CONTEXT, at=4.0))
+    assert kernel.permit_valid(kernel.permit) and not kernel.permit_valid(first)
+
+
+def unconfirmed_stop_locks_until_acknowledged(make: Factory) -> None:
+    kernel = armed_laser(make)
+    kernel.handle(StopRequested("screen", at=3.0))
+    decisions = kernel.handle(StopUnconfirmed("the laser did not confirm STOP", at=3.5))
+    assert has(decisions, Lockout, Hazard.H03_UNCOMMANDED_EMISSION) and not has(decisions, Stop)
+    assert has(kernel.handle(ArmRequested(Role.PRACTITIONER, GOOD, CONTEXT, at=4.0)), Refuse, Hazard.H16_FAULT_REARM)
+
+
+def lockout_survives_a_new_session(make: Factory) -> None:
+    kernel = make()
+    kernel.handle(SessionOpened(LASER_PLAN, at=0.0))
+    pulse(kernel, 1, 1.0)  # uncommanded: locks
+    kernel.handle(SessionClosed(at=2.0))
+    kernel.handle(SessionOpened(LASER_PLAN, at=3.0))
+    kernel.handle(SpotSeen(LASER_PLAN.spot_mm, at=3.1))
+    assert kernel.locked
+    assert has(kernel.handle(ArmRequested(Role.PRACTITIONER, GOOD, CONTEXT, at=4.0)), Refuse, Hazard.H16_FAULT_REARM)
 
 
 def laser_budget_stop_decided_at_the_budget(make: Factory) -> None:
@@ -304,7 +376,9 @@ LASER_SCENARIOS = [
     laser_monitor_correction_applies, laser_unsafe_inputs_stop_and_never_rearm, laser_device_leaving_ready_disarms,
     laser_spot_change_while_armed_stops, laser_faults_stop, lockout_needs_acknowledge_and_then_a_new_request,
     reboot_pauses_reprograms_and_needs_reconfirm, laser_silence_while_armed_stops, stop_request_always_accepted,
-    session_close_stops,
+    session_close_stops, laser_second_arm_while_armed_changes_nothing, laser_unseen_pulses_count_and_lock,
+    laser_state_in_flight_after_stop_is_not_uncommanded, laser_unreadable_energy_locks,
+    permit_revoked_by_every_stop_lock_and_pause, unconfirmed_stop_locks_until_acknowledged, lockout_survives_a_new_session,
 ]
 
 
@@ -369,7 +443,8 @@ def cryo_backup_timer(make: Factory) -> None:
     kernel = freezing_cryo(make, 10.0)
     kernel.handle(TipSeen(-50.0, True, at=11.4))
     assert not has(kernel.handle(ClockTick(at=11.4)), Stop)
-    assert has(kernel.handle(ClockTick(at=11.6)), Stop, Hazard.H05_OVERFREEZING)
+    decisions = kernel.handle(ClockTick(at=11.6))
+    assert has(decisions, Stop, Hazard.H05_OVERFREEZING) and has(decisions, Lockout, Hazard.H05_OVERFREEZING)
 
 
 def cryo_tip_overshoot(make: Factory) -> None:
@@ -416,7 +491,25 @@ def cryo_silence_while_freezing_stops(make: Factory) -> None:
     kernel = freezing_cryo(make)
     kernel.handle(TipSeen(-30.0, True, at=2.0))
     assert not has(kernel.handle(ClockTick(at=2.4)), Stop)
-    assert has(kernel.handle(ClockTick(at=2.6)), Stop, Hazard.H14_LOST_INFORMATION)
+    decisions = kernel.handle(ClockTick(at=2.6))
+    assert has(decisions, Stop, Hazard.H14_LOST_INFORMATION) and has(decisions, Lockout, Hazard.H14_LOST_INFORMATION)
+
+
+def cryo_lost_unit_mid_freeze_ends_the_freeze(make: Factory) -> None:
+    for lost in (BootSeen(at=4.0), LinkLost("port closed", at=4.0)):
+        kernel = freezing_cryo(make, 10.0)  # started at 1.01
+        decisions = kernel.handle(lost)
+        assert has(decisions, Stop) and kernel.freezing_since is None
+        assert abs(kernel.exposure_s - 2.99) < 1e-6 and kernel.cycles_done == 1
+        # no backup STOP re-decided for a freeze that is over, and no wedge
+        assert not has(kernel.handle(ClockTick(at=30.0)), Stop)
+        if isinstance(lost, LinkLost):
+            kernel.handle(FreezeEndSeen("wdt", 4.5, at=31.0))  # the unit's own count, longer
+            assert abs(kernel.exposure_s - 4.5) < 1e-6 and kernel.cycles_done == 1
+        kernel.handle(LinkRestored(at=31.0))
+        kernel.handle(LimitsReprogrammed(at=31.5))
+        kernel.handle(Reconfirmed(Role.PRACTITIONER, at=32.0))
+        assert has(cryo_request(kernel, 3.0, 60.0), AllowFreeze)
 
 
 def cryo_mole_needs_benign_assessment(make: Factory) -> None:
@@ -453,10 +546,19 @@ def cryo_stop_close_acknowledge_reconfirm(make: Factory) -> None:
     assert has(cryo_request(kernel, 5.0, 60.0), AllowFreeze)
 
 
+def cryo_unconfirmed_stop_locks(make: Factory) -> None:
+    kernel = freezing_cryo(make)
+    kernel.handle(StopRequested("screen", at=2.0))
+    assert has(kernel.handle(StopUnconfirmed("the cryo did not confirm STOP", at=2.5)), Lockout)
+    kernel.handle(FreezeEndSeen("wdt", 3.0, at=4.0))
+    assert has(cryo_request(kernel, 3.0, 60.0), Refuse, Hazard.H16_FAULT_REARM)
+
+
 CRYO_SCENARIOS = [
     cryo_stop_close_acknowledge_reconfirm,
     cryo_session_programs_every_limit, cryo_freeze_gates, cryo_cycles_thaw_and_total_exposure, cryo_exposure_cap,
     cryo_backup_timer, cryo_tip_overshoot, cryo_uncommanded_freeze_locks, cryo_valve_open_outside_freeze_locks,
     cryo_freeze_end_disarms_and_never_refreezes, cryo_estop_and_probe, cryo_faults_stop, cryo_silence_while_freezing_stops,
-    cryo_mole_needs_benign_assessment, cryo_reboot_pauses,
+    cryo_mole_needs_benign_assessment, cryo_reboot_pauses, cryo_lost_unit_mid_freeze_ends_the_freeze,
+    cryo_unconfirmed_stop_locks,
 ]
