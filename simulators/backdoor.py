@@ -1,8 +1,9 @@
 """The backdoor: a control channel beside the device port, as in Lewis.
 
 Tests and technicians use it to do what the host can never do over the serial line: press the
-footswitch, open the door interlock, break the lamp, make the wire misbehave, pull the power, and
-read the true physical state. The same operations serve the Python API (call the methods) and the
+footswitch, open the door interlock, break the lamp, make the wire misbehave, make the unit's
+firmware misbehave (ignore STOP, fall mute, refuse a programming step, fire uncommanded pulses),
+pull the power, and read the true physical state. The same operations serve the Python API (call the methods) and the
 JSON-lines TCP protocol (``{"id": 1, "op": "set_input", "args": {"name": "foot", "value": 1}}``
 answered by ``{"id": 1, "ok": true, "result": ...}`` or ``{"id": 1, "ok": false, "error": "..."}``).
 """
@@ -37,6 +38,9 @@ class Backdoor:
         "power_cycle",
         "power_off",
         "power_on",
+        "ignore_stop",
+        "mute",
+        "fail_next",
     )
 
     def __init__(self, unit: LineUnit) -> None:
@@ -59,25 +63,51 @@ class Backdoor:
         return list(self.unit.executed)
 
     def silence(self, ms: float, direction: str = "out") -> None:
+        """The line goes dead for ``ms``: ``out`` (the unit's bytes), ``in`` (the host's) or ``both``."""
         self.unit.inject_silence(ms, direction)
 
     def garbage(self, nbytes: int = 32, terminate: bool = True) -> None:
+        """Random bytes towards the host (line noise), ending in CR LF if ``terminate``."""
         self.unit.inject_garbage(int(nbytes), bool(terminate))
 
     def corrupt_replies(self, count: int = 1) -> None:
+        """The next ``count`` replies leave with a wrong CRC."""
         self.unit.corrupt_replies(int(count))
 
     def drop_events(self, count: int = 1) -> None:
+        """The next ``count`` events are lost on the wire (a gap in EVSEQ)."""
         self.unit.drop_events(int(count))
 
     def power_cycle(self) -> None:
+        """Power off and on: the unit reboots (BOOT) with every host setting lost."""
         self.unit.power_cycle()
 
     def power_off(self) -> None:
+        """Cut power: the unit goes safe and dark."""
         self.unit.power_off()
 
     def power_on(self) -> None:
+        """Restore power: the unit boots."""
         self.unit.power_on()
+
+    def ignore_stop(self, on: bool = True) -> None:
+        """Faulty firmware: ``STOP`` is answered ``OK state=<current state>`` but not acted on (a
+        laser keeps READY or EMITTING and fires while the footswitch is held; a cryo unit keeps
+        FREEZING). Watchdog, estop and the unit's own timers still work. ``on=False`` repairs it."""
+        self.unit.set_ignore_stop(_flag(on, "on"))
+
+    def mute(self, on: bool = True) -> None:
+        """The unit listens but no longer speaks: it still executes every request (each valid one
+        restarts its watchdog) but sends no reply and no event until unmuted. Unsent events still
+        use their EVSEQ (the host sees a gap afterwards); a watchdog expiry still makes the unit
+        safe, its WDT event lost."""
+        self.unit.set_muted(_flag(on, "on"))
+
+    def fail_next(self, command: str, code: str = "E02", word: str = "unknown-command") -> None:
+        """A failed programming step: the next request whose text (``"THAWMIN 20"``,
+        ``"LIMIT PULSES 5"``) starts with ``command`` is refused with ``ER code word`` and not
+        executed. One-shot; several calls arm several refusals."""
+        self.unit.fail_next(str(command), str(code), str(word))
 
     def call(self, op: str, args: dict[str, Any] | None = None) -> Any:
         """Run one named operation with keyword arguments (the JSON-lines entry point)."""
@@ -107,6 +137,7 @@ class LaserBackdoor(Backdoor):
         "set_monitor_gain",
         "set_energy_deviation",
         "set_head_temp",
+        "uncommanded_pulse",
     )
 
     @property
@@ -175,7 +206,16 @@ class LaserBackdoor(Backdoor):
         self.model.deviation = _positive(factor, "deviation")
 
     def set_head_temp(self, celsius: float) -> None:
+        """The head's true temperature in degC (above 40 latches F03 overtemp)."""
         self.model.temp_c = float(celsius)
+
+    def uncommanded_pulse(self, count: int = 1) -> None:
+        """A broken Q-switch: the unit emits ``count`` pulses now, whatever its state. They are
+        PULSE events (``n`` = count after each) and count in ``COUNT?`` count and total, with the
+        energy the model computes."""
+        if isinstance(count, bool) or int(count) != count:
+            raise ValueError("count must be a whole number")
+        self.model.uncommanded_pulses(int(count))
 
 
 class CryoBackdoor(Backdoor):
@@ -252,6 +292,15 @@ class CryoBackdoor(Backdoor):
     def nearly_empty(self) -> None:
         """Scenario: a cylinder at 6 %, just above the unit's cryogen-low refusal."""
         self.model.level = 6.0
+
+
+def _flag(value: Any, what: str) -> bool:
+    """A JSON on/off: true/false or 1/0 (never a string, whose truth would be a surprise)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"{what} must be true or false")
 
 
 def _positive(value: Any, what: str) -> float:

@@ -3,12 +3,15 @@
 ``LineUnit`` is sans-I/O: bytes in through ``receive``, bytes out through ``take_output``, time in
 through ``advance_to(now)``. It owns framing (the shared codec), EVSEQ, the watchdog (never off),
 the 2 s retransmit cache, COMERR, BOOT and the common commands, and it can be told to misbehave on
-the wire like a real cable (silence, garbage, corrupted CRCs, lost events).
+the wire like a real cable (silence, garbage, corrupted CRCs, lost events) or like a faulty unit's
+firmware (STOP acknowledged but ignored, a unit that listens but no longer speaks, a refused
+programming step). A faulty unit stays faulty across power cycles: only the backdoor repairs it.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from collections import deque
 from dataclasses import dataclass
 from typing import Mapping
@@ -38,6 +41,8 @@ from .unit_model import (
 RETRANSMIT_WINDOW_S = 2.0
 WDT_DEFAULT_MS = 1000
 WDT_MIN_MS, WDT_MAX_MS = 100, 5000
+_ERROR_CODE = re.compile(r"E[0-9]{2}\Z")
+_ERROR_WORD = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*\Z")
 
 
 @dataclass
@@ -60,6 +65,10 @@ class LineUnit:
         self._silent_in_until = float("-inf")
         self._corrupt_replies = 0
         self._drop_events = 0
+        # firmware misbehaviour, set through the backdoor; survives power cycles
+        self.ignore_stop = False
+        self.muted = False
+        self._fail_next: list[tuple[str, CommandError]] = []
         self.stats = {"requests": 0, "executed": 0, "retransmits": 0, "comerr": 0, "events": 0}
         #: the last requests executed (not retransmissions), as "COMMAND ARG...", for tests
         self.executed: deque[str] = deque(maxlen=200)
@@ -149,7 +158,7 @@ class LineUnit:
         return data
 
     def _send(self, data: bytes) -> None:
-        if self.powered and self._now >= self._silent_out_until:
+        if self.powered and not self.muted and self._now >= self._silent_out_until:
             self._out += data
 
     # ------------------------------------------------------------------ requests
@@ -169,6 +178,10 @@ class LineUnit:
             return
         cached = _CachedRequest(item_bytes, self._now, None)
         self._last = cached
+        failure = self._take_failure(request)
+        if failure is not None:  # refused without being executed (a retransmission gets the same ER)
+            self._reply(cached, request.seq, failure)
+            return
         self.stats["executed"] += 1
         self.executed.append(" ".join((request.command,) + request.args))
         self.executed_at[request.command] = self._now
@@ -239,7 +252,8 @@ class LineUnit:
         if command == "WDT?" and not args:
             return {"wdt": self.wdt_ms}
         if command == "STOP" and not args:
-            model.safe_state("cmd")
+            if not self.ignore_stop:
+                model.safe_state("cmd")
             return {"state": model.state}
         if command == "FAULT?" and not args:
             code, text = model.faults.first()
@@ -288,6 +302,39 @@ class LineUnit:
     def drop_events(self, count: int) -> None:
         """The next ``count`` events are lost on the wire (their EVSEQ is used: a gap)."""
         self._drop_events = count
+
+    # ------------------------------------------------------------------ firmware misbehaviour
+    def set_ignore_stop(self, on: bool = True) -> None:
+        """``STOP`` is answered ``OK state=<current state>`` but not acted on (everything else,
+        watchdog and estop included, still works)."""
+        self.ignore_stop = bool(on)
+
+    def set_muted(self, on: bool = True) -> None:
+        """The unit keeps receiving and executing requests (each valid one restarts the watchdog)
+        but sends nothing, replies nor events, until unmuted. Events still use their EVSEQ, so
+        the host sees a gap afterwards; a WDT event while muted is lost like any other."""
+        self.muted = bool(on)
+
+    def fail_next(self, command: str, code: str = "E02", word: str = "unknown-command") -> None:
+        """The next request whose text (``"LIMIT PULSES 20"``) starts with ``command`` is refused
+        with ``ER code word`` and not executed; once."""
+        if not command or command != command.strip():
+            raise ValueError("command must be the non-empty start of a request, e.g. 'LIMIT PULSES'")
+        if not _ERROR_CODE.match(code):
+            raise ValueError(f"error code {code!r} is not E plus two digits")
+        if not _ERROR_WORD.match(word):
+            raise ValueError(f"error word {word!r} is not lower-case words joined by '-'")
+        self._fail_next.append((command, CommandError(code, word)))
+
+    def _take_failure(self, request: Request) -> CommandError | None:
+        if not self._fail_next:
+            return None
+        text = " ".join((request.command,) + request.args)
+        for index, (prefix, failure) in enumerate(self._fail_next):
+            if text.startswith(prefix):
+                del self._fail_next[index]
+                return failure
+        return None
 
     @staticmethod
     def _corrupt_crc(frame: bytes) -> bytes:

@@ -72,6 +72,7 @@ class PulseTruth:
     emitted_mj: float
     monitored_mj: float
     wl_nm: int
+    commanded: bool = True  # False: fired by a broken Q-switch (backdoor)
 
 
 class LaserModel(UnitModel):
@@ -260,13 +261,27 @@ class LaserModel(UnitModel):
         if self.lamp_broken:
             self._latch("F01")
             return
+        if not self._fire_one_pulse():
+            return
+        if self._state is not LaserState.EMITTING:
+            return
+        if self._budget_spent():
+            return
+        if self._fire is not None and self._fire_left == 0:
+            self._enter(LaserState.READY, "cmd")
+            return
+        self._schedule_pulse()
+
+    def _fire_one_pulse(self, commanded: bool = True) -> bool:
+        """One pulse leaves the head: physics, counters, the PULSE event and the monitor's check.
+        False when the monitor latched F02 on it."""
         self._last_pulse = self.now
         emitted = self.energy * self.true_gain * self.deviation * (1.0 + self.rng.gauss(0.0, NOISE_SD))
         emitted = max(0.0, emitted)
         monitored = round(emitted * self.monitor_gain, 1)
         self.count += 1
         self.total += 1
-        truth = PulseTruth(self.count, self.unit_ms(), self.energy, emitted, monitored, self.wl)
+        truth = PulseTruth(self.count, self.unit_ms(), self.energy, emitted, monitored, self.wl, commanded)
         self.pulses.append(truth)
         if len(self.pulses) > 10000:
             del self.pulses[:5000]
@@ -275,7 +290,7 @@ class LaserModel(UnitModel):
         for listener in self.pulse_listeners:
             listener(truth)
         self._ready_since = self.now
-        if self._fire is not None:
+        if commanded and self._fire is not None:
             self._fire_done += 1
             self._fire_left -= 1
         if abs(monitored - self.energy) > DEVIATION_TOLERANCE * self.energy:
@@ -285,19 +300,32 @@ class LaserModel(UnitModel):
         if self._deviating_run >= DEVIATION_RUN:
             self._faults.causes.add("F02")
             self._latch("F02")
-            return
+            return False
         self._update_causes()
         self._latch_present_causes()
-        if self._state is not LaserState.EMITTING:
-            return
-        if self.count >= self.budget:
+        return True
+
+    def _budget_spent(self) -> bool:
+        """While EMITTING the unit stops at once when the budget is spent (LIMIT, then STANDBY)."""
+        if self._state is LaserState.EMITTING and self.count >= self.budget:
             self.emit("LIMIT", kind="pulses")
             self._enter(LaserState.STANDBY, "limit")
-            return
-        if self._fire is not None and self._fire_left == 0:
-            self._enter(LaserState.READY, "cmd")
-            return
-        self._schedule_pulse()
+            return True
+        return False
+
+    def uncommanded_pulses(self, count: int) -> None:
+        """Backdoor: a broken Q-switch fires ``count`` pulses now, whatever the state.
+
+        The monitor still measures them and the unit counts them like any pulse (PULSE events,
+        COUNT? count and total, head heating, the F02 check); while EMITTING a budget they spend
+        ends emission as it would after a commanded pulse.
+        """
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        for _ in range(count):
+            if not self._fire_one_pulse(commanded=False):
+                return
+        self._budget_spent()
 
     def _schedule_pulse(self) -> None:
         interval = max(1.0 / float(self.rate), 1.0 / RATEMAX_HZ)
