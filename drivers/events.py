@@ -3,10 +3,14 @@
 Device events carry their EVSEQ. Link events (``EventGap``, ``LinkDown``, ``LinkUp``,
 ``LineNoise``) come from the driver. A device event whose fields do not parse is never dropped:
 it arrives as ``MalformedEvent`` with the reason, because a fault report must not be swallowed.
+
+``kind`` is the model's own discriminator, never read from the wire: a wire field of the same name
+(the laser's ``LIMIT kind=pulses``) is carried by the field whose alias names it (``limit``).
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -69,6 +73,8 @@ class LaserInputs(DeviceEvent):
 
 
 class LimitReached(DeviceEvent):
+    """``LIMIT kind=pulses``: the budget is spent; the wire's ``kind`` is ``limit`` here."""
+
     kind: Literal["LIMIT"] = "LIMIT"
     limit: str = Field(alias="kind")
 
@@ -186,14 +192,33 @@ CRYO_EVENTS: dict[str, type[DeviceEvent]] = {
 }
 
 
+@cache
+def _field_names(model: type[DeviceEvent]) -> dict[str, str]:
+    """Wire key -> field name of a device event model; the discriminator and EVSEQ never come
+    from the fields of a wire event."""
+    return {
+        info.alias or name: name
+        for name, info in model.model_fields.items()
+        if name not in ("kind", "evseq")
+    }
+
+
 def parse_event(event: Event, table: dict[str, type[DeviceEvent]]) -> DeviceEvent:
     """A wire event as its typed model; never raises."""
     fields = event.fields_dict()
     model = table.get(event.name)
     if model is None:
         return UnknownEvent(evseq=event.evseq, name=event.name, fields=fields)
+    names = _field_names(model)
+    unexpected = [key for key in fields if key not in names]
+    if unexpected:
+        reason = "; ".join(f"{key}: unexpected field" for key in unexpected)
+        return MalformedEvent(evseq=event.evseq, name=event.name, fields=fields, error=reason)
+    # by field name (populate_by_name), so a wire key never lands on the discriminator
+    data: dict[str, object] = {names[key]: value for key, value in fields.items()}
+    data["evseq"] = event.evseq
     try:
-        return model.model_validate({"evseq": event.evseq, **fields})
+        return model.model_validate(data)
     except ValidationError as exc:
         reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return MalformedEvent(evseq=event.evseq, name=event.name, fields=fields, error=reason)
