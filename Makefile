@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench venv clean system-deps
+.PHONY: run test bench venv clean system-deps mutation
 
 venv: $(STAMP)
 
@@ -40,6 +40,24 @@ BENCHMARKS := bench/driver_rtt.py bench/reaction.py bench/audit_rate.py bench/cr
 
 bench: venv
 	@for script in $(BENCHMARKS); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# Mutation testing of the safety kernels (docs/mutation.md). cosmic-ray is installed on first use
+# (it is not a test dependency); it mutates a copy in $(MUTATION_DIR), never the working tree, at
+# the lowest priority, and stops after $(MUTATION_BUDGET) (the report then counts what was run).
+MUTATION_DIR := build/mutation
+MUTATION_BUDGET ?= 25m
+mutation: venv
+	@$(BIN)/python -c 'import cosmic_ray' 2>/dev/null || $(BIN)/python -m pip install -q cosmic-ray
+	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)/tests
+	cp -r safety pyproject.toml bench/mutation.toml $(MUTATION_DIR)/
+	cp tests/__init__.py tests/safety_scenarios.py tests/test_safety_*.py $(MUTATION_DIR)/tests/
+	find $(MUTATION_DIR) -name __pycache__ -prune -exec rm -rf {} +
+	cd $(MUTATION_DIR) && PATH=$(abspath $(BIN)):$$PATH cosmic-ray baseline mutation.toml
+	cd $(MUTATION_DIR) && PATH=$(abspath $(BIN)):$$PATH cosmic-ray init mutation.toml session.sqlite
+	-cd $(MUTATION_DIR) && PATH=$(abspath $(BIN)):$$PATH timeout $(MUTATION_BUDGET) nice -n 19 cosmic-ray exec mutation.toml session.sqlite
+	$(BIN)/cr-report --surviving-only --show-diff $(MUTATION_DIR)/session.sqlite
+	@echo "survival rate (%):" && $(BIN)/cr-rate $(MUTATION_DIR)/session.sqlite
+	$(BIN)/python bench/mutation_score.py $(MUTATION_DIR)/session.sqlite
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
