@@ -15,12 +15,13 @@ from typing import Annotated, Any, AsyncIterator, Literal
 from fastapi import Depends, FastAPI, Header, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from safety.plans import Indication, Ink
 
 from .audit import verify
 from .auth import AuthError, User
+from .calibration_records import check_results
 from .service import Service
 from .sessions import SessionError
 
@@ -90,11 +91,20 @@ class StopBody(Body):
 
 
 class CalibrationBody(Body):
+    """A calibration's outcome; the service checks the results (``check_results``) and sets the expiry."""
+
     device_serial: str = Field(min_length=1, max_length=64)
     device_kind: Literal["laser", "cryo"]
     passed: bool
-    results: dict[str, float | int | str | bool] = Field(default_factory=dict)
-    expires_on: date | None = None
+    results: dict[str, float | int | str | bool] = Field(
+        default_factory=dict, description="laser: gain, monitor_ratio, monitor_correction; cryo: offset_c; both: note")
+
+    @model_validator(mode="before")
+    @classmethod
+    def no_expiry_from_the_client(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "expires_on" in data:
+            raise ValueError("expires_on: set by the service (performed + calibration_valid_days), not by the client")
+        return data
 
 
 def token_of(authorization: Annotated[str | None, Header()] = None) -> str:
@@ -230,8 +240,9 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
 
     @app.post("/api/calibrations", status_code=201)
     async def record_calibration(body: CalibrationBody, user: Auth) -> dict[str, Any]:
-        expires = body.expires_on.isoformat() if body.expires_on else None
-        return {"id": service.record_calibration(user, body.device_serial, body.device_kind, body.passed, body.results, expires)}
+        service.accounts.require(user, "technician", action="calibration.record")
+        check_results(body.device_kind, body.passed, body.results)  # a CalibrationError is a 422 naming the field
+        return {"id": service.record_calibration(user, body.device_serial, body.device_kind, body.passed, body.results)}
 
     @app.get("/api/audit")
     async def audit(user: Auth, limit: int = 200) -> list[dict[str, Any]]:

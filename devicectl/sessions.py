@@ -40,6 +40,7 @@ from safety.plans import (
 
 from .audit import AuditLog
 from .auth import Accounts, User
+from .calibration_records import usable_monitor_correction
 from .store import Store
 from .supervisor import DeviceSupervisor, Refused
 
@@ -189,7 +190,11 @@ class Sessions:
         )
         if cal is None:
             return 1.0
-        return float(json.loads(cal["results"]).get("monitor_correction", 1.0))
+        correction = json.loads(cal["results"]).get("monitor_correction", 1.0)
+        if not usable_monitor_correction(correction):  # never a NaN or out-of-range value to the kernel (H02, H12)
+            raise SessionError(f"the device's calibration holds an unusable monitor correction ({correction!r}): "
+                               "calibrate it again", 409, "H12")
+        return float(correction)
 
     # ------------------------------------------------------------------ treatment
     async def start(self, user: User, session_id: int) -> dict[str, Any]:

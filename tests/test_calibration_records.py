@@ -1,0 +1,284 @@
+"""Calibration records: only what the procedure could have produced is stored, and a stored correction
+the kernel cannot use stops a session from starting (H02, H12)."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from devicectl import calibration, calibration_records
+from devicectl.api import create_app
+from devicectl.calibration import CryoPoint, LaserPoint, analyse_cryo, analyse_laser
+from devicectl.calibration_records import (
+    CalibrationError,
+    check_results,
+    record_calibration,
+    usable_monitor_correction,
+)
+from devicectl.config import DeviceConfig, load_settings
+from devicectl.service import Service
+from simulators.host import SimulatorHost, SimulatorThread
+from simulators.units import build_unit
+from tests.service_harness import ALL_CHECKED
+
+VALID_DAYS = 90
+LASER = {"gain": 0.97, "monitor_ratio": 1.04, "monitor_correction": 0.9615}
+CRYO = {"offset_c": 1.2}
+
+
+def login(client: TestClient, user: str, pin: str) -> dict[str, str]:
+    answer = client.post("/api/login", json={"user": user, "pin": pin})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['token']}"}
+
+
+def users(client: TestClient, service: Service) -> tuple[dict[str, str], dict[str, str]]:
+    """(practitioner, technician) headers, set up by the first admin."""
+    pin = service.first_admin_pin
+    assert pin
+    admin = login(client, "admin", pin)
+    assert client.post("/api/me/pin", json={"old_pin": pin, "new_pin": "24680"}, headers=admin).status_code == 200
+    for name, role, user_pin in (("pat", "practitioner", "1111"), ("tech", "technician", "2222")):
+        assert client.post("/api/users", json={"name": name, "role": role, "pin": user_pin}, headers=admin).status_code == 201
+    return login(client, "pat", "1111"), login(client, "tech", "2222")
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[TestClient, Service, dict[str, str], dict[str, str]]]:
+    service = Service(load_settings(None, data_dir=tmp_path, calibration_valid_days=VALID_DAYS))
+    with TestClient(create_app(service)) as client:
+        practitioner, technician = users(client, service)
+        yield client, service, practitioner, technician
+
+
+def post(client: TestClient, headers: dict[str, str], body: dict[str, Any] | str) -> Any:
+    if isinstance(body, str):  # raw JSON: NaN and Infinity are not JSON, but a client can send them
+        return client.post("/api/calibrations", content=body, headers=headers | {"content-type": "application/json"})
+    return client.post("/api/calibrations", json=body, headers=headers)
+
+
+def laser(passed: bool = True, **results: Any) -> dict[str, Any]:
+    return {"device_serial": "QS-0001", "device_kind": "laser", "passed": passed, "results": LASER | results}
+
+
+def refused(answer: Any, field: str) -> str:
+    assert answer.status_code == 422, answer.text
+    assert field in answer.text, answer.text
+    return str(answer.text)
+
+
+def test_a_complete_record_is_stored_with_the_service_expiry(api) -> None:  # type: ignore[no-untyped-def]
+    client, service, _, technician = api
+    assert post(client, technician, laser(note="bench 2")).status_code == 201
+    assert post(client, technician, {"device_serial": "CP-0001", "device_kind": "cryo", "passed": True,
+                                     "results": CRYO}).status_code == 201
+    records = client.get("/api/calibrations", headers=technician).json()
+    assert {r["device_kind"] for r in records} == {"laser", "cryo"}
+    assert {r["expires_on"] for r in records} == {(date.today() + timedelta(days=VALID_DAYS)).isoformat()}
+    assert next(r for r in records if r["device_kind"] == "laser")["results"] == LASER | {"note": "bench 2"}
+
+
+def test_an_expiry_from_the_client_is_refused(api) -> None:  # type: ignore[no-untyped-def]
+    client, service, _, technician = api
+    for expires_on in ("2099-12-31", None, (date.today() + timedelta(days=30)).isoformat()):
+        message = refused(post(client, technician, laser() | {"expires_on": expires_on}), "expires_on")
+        assert "set by the service" in message
+    assert service.calibrations() == []
+
+
+@pytest.mark.parametrize("raw", ["NaN", "Infinity", "-Infinity", '"nan"', '"NaN"', '"inf"', "1e400", '"0.98"', "true",
+                                 "null", "[1.0]"])
+def test_a_monitor_correction_that_is_not_a_finite_number_is_refused(api, raw: str) -> None:  # type: ignore[no-untyped-def]
+    client, service, _, technician = api
+    for passed in ("true", "false"):
+        body = ('{"device_serial": "QS-0001", "device_kind": "laser", "passed": %s, "results": '
+                '{"gain": 0.97, "monitor_ratio": 1.04, "monitor_correction": %s}}' % (passed, raw))
+        refused(post(client, technician, body), "monitor_correction")
+    assert service.calibrations() == []
+
+
+@pytest.mark.parametrize(("results", "field"), [
+    ({"gain": 0.5}, "results.gain"),  # the emitted energy is half the setting
+    ({"gain": 1.11}, "results.gain"),
+    ({"monitor_ratio": 1.06, "monitor_correction": 0.9434}, "results.monitor_ratio"),
+    ({"monitor_ratio": 10.0, "monitor_correction": 0.1}, "results.monitor_ratio"),
+    ({"monitor_correction": 0.1}, "results.monitor_correction"),  # not 1 / monitor_ratio either
+    ({"monitor_ratio": 1.0, "monitor_correction": 1.0526}, "results.monitor_correction"),  # not 1 / monitor_ratio
+])
+def test_a_passing_record_outside_the_tolerances_is_refused(  # type: ignore[no-untyped-def]
+        api, results: dict[str, Any], field: str) -> None:
+    client, service, _, technician = api
+    message = refused(post(client, technician, laser(**results)), field)
+    assert "outside" in message or "1 / monitor_ratio" in message
+    refused(post(client, technician, {"device_serial": "CP-0001", "device_kind": "cryo", "passed": True,
+                                      "results": {"offset_c": -2.5}}), "results.offset_c")
+    assert service.calibrations() == []
+
+
+def test_a_passing_record_needs_its_measurements(api) -> None:  # type: ignore[no-untyped-def]
+    client, service, _, technician = api
+    bare = {"device_serial": "QS-0001", "device_kind": "laser", "passed": True}
+    refused(post(client, technician, bare), "results.gain: a passing laser calibration needs its measurements")
+    refused(post(client, technician, bare | {"results": {"gain": 0.5, "monitor_correction": 0.1}}), "results.")
+    refused(post(client, technician, bare | {"results": {"monitor_correction": 1.0}}), "results.gain")
+    for missing in LASER:
+        results = {key: value for key, value in LASER.items() if key != missing}
+        refused(post(client, technician, bare | {"results": results}), f"results.{missing}")
+    refused(post(client, technician, {"device_serial": "CP-0001", "device_kind": "cryo", "passed": True}), "results.offset_c")
+    assert service.calibrations() == []
+
+
+def test_only_the_kinds_own_results_and_a_note(api) -> None:  # type: ignore[no-untyped-def]
+    client, service, _, technician = api
+    refused(post(client, technician, laser(offset_c=0.1)), "results.offset_c: not a result of a laser calibration")
+    refused(post(client, technician, {"device_serial": "CP-0001", "device_kind": "cryo", "passed": True,
+                                      "results": CRYO | {"monitor_correction": 1.0}}), "results.monitor_correction")
+    refused(post(client, technician, laser(note=3)), "results.note")
+    refused(post(client, technician, laser(note="x" * 501)), "results.note")
+    refused(post(client, technician, laser(gain="0.97")), "results.gain: must be a number")
+    refused(post(client, technician, laser() | {"device_kind": "plasma"}), "device_kind")
+    assert service.calibrations() == []
+
+
+def test_a_failed_record_is_accepted_with_plausible_values_or_none(api) -> None:  # type: ignore[no-untyped-def]
+    """Refusing a failure would leave the previous pass in force: a failed record needs no measurements."""
+    client, service, _, technician = api
+    assert post(client, technician, laser(passed=False, gain=0.5)).status_code == 201
+    assert post(client, technician, laser(passed=False, monitor_ratio=1.2, monitor_correction=0.8333)).status_code == 201
+    assert post(client, technician, {"device_serial": "QS-0001", "device_kind": "laser", "passed": False,
+                                     "results": {"note": "cracked lens"}}).status_code == 201
+    assert post(client, technician, {"device_serial": "CP-0001", "device_kind": "cryo", "passed": False,
+                                     "results": {"offset_c": -7.5}}).status_code == 201
+    assert post(client, technician, laser(passed=False, gain=0.0)).status_code == 201  # nothing emitted
+    refused(post(client, technician, laser(passed=False, gain=-0.1)), "results.gain: -0.1 is outside the measurable range")
+    refused(post(client, technician, laser(passed=False, gain=12.0)), "results.gain")
+    refused(post(client, technician, laser(passed=False, monitor_ratio=0.0, monitor_correction=1.0)), "results.monitor_ratio")
+    refused(post(client, technician, laser(passed=False, monitor_correction=0.5)), "results.monitor_correction")
+    refused(post(client, technician, {"device_serial": "CP-0001", "device_kind": "cryo", "passed": False,
+                                      "results": {"offset_c": 80.0}}), "results.offset_c")
+    assert [r["passed"] for r in service.calibrations()] == [False] * 5
+
+
+def test_a_practitioner_is_refused_before_the_record_is_read(api) -> None:  # type: ignore[no-untyped-def]
+    client, service, practitioner, _ = api
+    assert post(client, practitioner, laser()).status_code == 403
+    assert post(client, practitioner, {"device_serial": "X", "device_kind": "laser", "passed": True}).status_code == 403
+    assert service.calibrations() == []
+
+
+# ---------------------------------------------------------------------- the store, for every writer
+
+
+def test_the_store_refuses_what_the_api_would(tmp_path: Path) -> None:
+    service = Service(load_settings(None, data_dir=tmp_path))
+    store, audit = service.store, service.audit
+    expires = (date.today() + timedelta(days=180)).isoformat()
+    points = [{"set_mj": 200, "meter_mean_mj": float("nan"), "monitor_mean_mj": 195.0, "n": 10}]
+    with pytest.raises(CalibrationError, match=r"results\.points\.0\.meter_mean_mj: must be a finite number"):
+        record_calibration(store, audit, "tech", "QS-1", "laser", False, LASER | {"points": points}, expires)
+    with pytest.raises(CalibrationError, match=r"results\.monitor_correction: must be a finite"):
+        record_calibration(store, audit, "tech", "QS-1", "laser", True, {"monitor_correction": float("inf")}, expires)
+    with pytest.raises(CalibrationError, match=r"results\.gain: 0\.5 is outside the tolerance of a passing record"):
+        record_calibration(store, audit, "tech", "QS-1", "laser", True, LASER | {"gain": 0.5}, expires)
+    with pytest.raises(CalibrationError, match="expires_on: 2099-01-01 is not within 730 days"):
+        record_calibration(store, audit, "tech", "QS-1", "laser", True, LASER, "2099-01-01")
+    with pytest.raises(CalibrationError, match="expires_on: .* is not within"):
+        record_calibration(store, audit, "tech", "QS-1", "laser", True, LASER, (date.today() - timedelta(days=1)).isoformat())
+    with pytest.raises(CalibrationError, match="expires_on: 'soon' is not a date"):
+        record_calibration(store, audit, "tech", "QS-1", "laser", True, LASER, "soon")
+    with pytest.raises(CalibrationError, match="device_kind"):
+        record_calibration(store, audit, "tech", "QS-1", "plasma", True, LASER, expires)
+    assert service.calibrations() == []
+    # a simulated unit's factory record (serve --simulate) and the procedure's own results with points
+    service.record_calibration(None, "QS-1", "laser", True, {"source": "factory (simulated unit)", "monitor_correction": 1.0})
+    procedure = analyse_laser("QS-1", [LaserPoint(200, [186.0, 188.0], [194.0, 195.0])])
+    record_calibration(store, audit, "tech", "QS-1", "laser", procedure.passed, procedure.results, expires)
+    assert [r["technician"] for r in service.calibrations()] == ["tech", "factory"]
+    assert service.calibrations()[0]["expires_on"] == expires
+    service.store.close()
+
+
+def test_the_tolerances_are_the_procedures() -> None:
+    assert calibration_records.GAIN_TOLERANCE == calibration.GAIN_TOLERANCE
+    assert calibration_records.MONITOR_TOLERANCE == calibration.MONITOR_TOLERANCE
+    assert calibration_records.TIP_OFFSET_TOLERANCE_C == calibration.TIP_OFFSET_TOLERANCE_C
+
+
+readings = st.lists(st.floats(0.8, 1.2), min_size=1, max_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(gain=st.floats(0.5, 1.5), monitor=st.floats(0.8, 1.25), noise=readings, setpoints=st.lists(
+    st.sampled_from([200, 500, 800]), min_size=1, max_size=3))
+def test_every_record_the_procedure_produces_is_accepted_as_it_is(gain: float, monitor: float, noise: list[float],
+                                                                  setpoints: list[int]) -> None:
+    """The checks agree with the procedure, tolerance edges and rounding included: its record is stored as
+    it is, and the measurements alone make a complete API record with the same verdict."""
+    points = [LaserPoint(s, [s * gain * n for n in noise], [s * gain * n * monitor for n in noise]) for s in setpoints]
+    result = analyse_laser("QS-1", points)
+    check_results("laser", result.passed, result.results, complete=False)
+    measurements = {key: result.results[key] for key in ("gain", "monitor_ratio", "monitor_correction")}
+    check_results("laser", result.passed, measurements)
+    if result.passed:
+        assert usable_monitor_correction(result.results["monitor_correction"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(offset=st.floats(-4.0, 4.0))
+def test_every_cryo_record_the_procedure_produces_is_accepted(offset: float) -> None:
+    result = analyse_cryo("CP-1", [CryoPoint(-50, [-50.0 + offset], [-50.0])])
+    check_results("cryo", result.passed, result.results, complete=False)
+    check_results("cryo", result.passed, {"offset_c": result.results["offset_c"]})
+
+
+def test_only_a_finite_correction_within_tolerance_reaches_the_kernel() -> None:
+    assert usable_monitor_correction(1.0) and usable_monitor_correction(1) and usable_monitor_correction(0.9524)
+    for bad in (float("nan"), float("inf"), "nan", "1.0", None, True, 0.1, 0.95, 1.06, 2.0, -1.0):
+        assert not usable_monitor_correction(bad), bad
+
+
+# ---------------------------------------------------------------------- defence in depth at session start
+
+
+def store_passed_record(service: Service, serial: str, results_json: str) -> None:
+    """A record written before these checks existed, or by hand into the database."""
+    with service.store.transaction() as tx:
+        tx.execute("INSERT INTO calibrations (device_serial, device_kind, passed, results, technician, performed, expires_on)"
+                   " VALUES (?, 'laser', 1, ?, 'tech', ?, ?)",
+                   (serial, results_json, time.time(), (date.today() + timedelta(days=30)).isoformat()))
+
+
+@pytest.mark.parametrize("results_json", ['{"monitor_correction": NaN}', '{"monitor_correction": "nan"}',
+                                          '{"monitor_correction": 0.1}', '{"monitor_correction": Infinity}'])
+def test_a_stored_correction_the_kernel_cannot_use_refuses_the_start(tmp_path: Path, results_json: str) -> None:
+    host = SimulatorHost(*build_unit("laser", serial="QS-7"), link=str(tmp_path / "laser"))
+    with SimulatorThread(host):
+        settings = load_settings(None, data_dir=tmp_path / "data",
+                                 devices=[DeviceConfig(name="laser", type="laser", port=str(tmp_path / "laser"))])
+        service = Service(settings)
+        with TestClient(create_app(service)) as client:
+            practitioner, _ = users(client, service)
+            deadline = time.monotonic() + 10
+            while not client.get("/api/health").json()["devices"]["laser"]:
+                assert time.monotonic() < deadline, "the laser did not connect"
+                time.sleep(0.05)
+            store_passed_record(service, "QS-7", results_json)
+            patient = client.post("/api/patients", headers=practitioner).json()["patient_id"]
+            sid = client.post("/api/sessions", headers=practitioner, json={
+                "patient_id": patient, "device": "laser", "indication": "tattoo", "skin_type": 2, "area_cm2": 2.0,
+                "site": "arm", "inks": ["black"]}).json()["id"]
+            assert client.put(f"/api/sessions/{sid}/checklist", headers=practitioner, json=ALL_CHECKED).status_code == 200
+            answer = client.post(f"/api/sessions/{sid}/start", headers=practitioner)
+            assert answer.status_code == 409, answer.text
+            assert "unusable monitor correction" in answer.json()["error"] and answer.json()["hazard"] == "H12"
+            kernel = service.supervisors["laser"].kernel
+            assert kernel.plan is None and kernel.monitor_correction == 1.0  # the kernel never saw the value
+            assert client.post(f"/api/sessions/{sid}/arm", headers=practitioner).status_code == 409
+            assert not kernel.armed
