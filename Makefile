@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench venv clean system-deps mutation
+.PHONY: run test bench venv clean system-deps soak mutation
 
 venv: $(STAMP)
 
@@ -58,6 +58,10 @@ mutation: venv
 	$(BIN)/cr-report --surviving-only --show-diff $(MUTATION_DIR)/session.sqlite
 	@echo "survival rate (%):" && $(BIN)/cr-rate $(MUTATION_DIR)/session.sqlite
 	$(BIN)/python bench/mutation_score.py $(MUTATION_DIR)/session.sqlite
+
+# Deterministic simulation: 10 000 seeds on 2 processes, or `make soak SEED=n` to replay one.
+soak: venv
+	$(BIN)/python bench/soak.py $(if $(SEED),--seed $(SEED))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

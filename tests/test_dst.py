@@ -1,0 +1,49 @@
+"""Deterministic simulation of the whole core (tests/dst): seeded schedules and faults, the
+invariants after every step, one seed replayed bit for bit, and every regression seed.
+
+Regression cases whose defect is still present are ``xfail(strict=True)``: when the fix lands the
+case passes, the strict mark fails, and the mark must be removed (tests/dst/regressions.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.dst.regressions import CASES
+from tests.dst.world import World
+
+FIXED_SEEDS = range(1000, 1200)  # 200 seeds, every fault kind not pending a fix
+FIXED_DURATION_S = 20.0
+PENDING_FIX = {
+    "a_unit_ignores_stop_seed": "a: a unit that ignores STOP keeps freezing and the service trusts its reply",
+    "c_estop_races_freeze_seed": "c: STOP does not cancel a freeze in progress (FREEZE written after the STOP)",
+    "c_second_tab_stop_races_arm_seed": "c: STOP does not cancel an arm in progress (LIMIT PULSES n, STOP, READY)",
+    "d_pulses_lost_while_unplugged": "d: pulses fired while the link was down are never reconciled",
+    "e_lockout_session_completed": "e: a session ends 'completed' after a lock-out",
+    "g_failed_programming_step": "g: a refused THAWMIN still leaves the session active",
+}
+
+
+def test_one_seed_replays_bit_for_bit() -> None:
+    first, second = World(7, duration_s=30.0).run(), World(7, duration_s=30.0).run()
+    assert first.wire_lines > 500
+    assert (first.digest, first.wire_lines, first.pulses, first.freezes, first.faults) == \
+           (second.digest, second.wire_lines, second.pulses, second.freezes, second.faults)
+
+
+def test_fixed_seed_set_holds_every_invariant() -> None:
+    pulses = freezes = 0
+    for seed in FIXED_SEEDS:
+        summary = World(seed, duration_s=FIXED_DURATION_S).run()  # raises Violation with the seed
+        pulses += summary.pulses
+        freezes += summary.freezes
+    assert pulses > 0 and freezes > 0  # the worlds really treat
+
+
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, id=c.name, marks=[pytest.mark.xfail(strict=True, reason=PENDING_FIX[c.name])] if c.name in PENDING_FIX else [])
+     for c in CASES],
+)
+def test_regression(case) -> None:  # type: ignore[no-untyped-def]
+    case.world().run()
