@@ -24,6 +24,8 @@ from safety.facts import (
     FreezeEndSeen,
     FreezeStartSeen,
     LimitsReprogrammed,
+    LinkLost,
+    LinkRestored,
     LockoutAcknowledged,
     PulseSeen,
     Reconfirmed,
@@ -357,6 +359,47 @@ def test_exposure_starts_at_zero_in_every_session() -> None:
     kernel = two_freezes(10.0, 10.0)
     kernel.handle(SessionOpened(SHORT_TOTAL, at=300.0))  # a new session starts from nothing
     assert has(cryo_request(kernel, 20.0, 301.0), AllowFreeze)
+
+
+def test_total_exposure_may_reach_the_cap_but_not_pass_it() -> None:
+    kernel = CryoKernel()
+    kernel.handle(SessionOpened(SHORT_TOTAL, at=0.0))
+    assert has(cryo_request(kernel, 10.0, 1.0), AllowFreeze)
+    kernel.handle(FreezeStartSeen(at=1.0))
+    kernel.handle(FreezeEndSeen("timeout", 10.0, at=11.0))
+    assert has(cryo_request(kernel, 10.0, 100.0), AllowFreeze)
+    kernel.handle(FreezeStartSeen(at=100.0))
+    assert not has(kernel.handle(TipSeen(-50.0, True, at=110.0)), Stop)  # 10 + 10 s: exactly the cap
+    assert has(kernel.handle(TipSeen(-50.0, True, at=110.1)), Stop, Hazard.H06_CUMULATIVE_COLD)
+
+
+def test_a_freeze_lost_with_the_link_counts_what_it_ran_then_what_the_unit_reports() -> None:
+    kernel = CryoKernel()
+    kernel.handle(SessionOpened(SHORT_TOTAL, at=0.0))
+    assert has(cryo_request(kernel, 10.0, 1.0), AllowFreeze)
+    kernel.handle(FreezeStartSeen(at=1.0))
+    kernel.handle(LinkLost("port closed", at=1.3))  # 0.3 s of freezing counted at the loss
+    assert Program("freeze_limit_s", 19.7) in kernel.handle(LinkRestored(at=5.0))
+    kernel.handle(FreezeEndSeen("wdt", 2.0, at=5.1))  # the unit's own count: 2.0 s in all
+    assert kernel.exposure_s == pytest.approx(2.0) and kernel.cycles_done == 1
+    kernel.handle(LimitsReprogrammed(at=6.0))
+    kernel.handle(Reconfirmed(Role.PRACTITIONER, at=6.5))
+    refused = cryo_request(kernel, 18.1, 40.0)
+    assert has(refused, Refuse, Hazard.H06_CUMULATIVE_COLD) and "only 18.0 s" in refused[0].reason  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("state", ["IDLE", "THAW", "FAULT"])
+def test_cryo_states_other_than_freezing_are_not_uncommanded(state: str) -> None:
+    kernel = CryoKernel()
+    kernel.handle(SessionOpened(CRYO_PLAN, at=0.0))
+    assert kernel.handle(DeviceStateSeen(state, "cmd", at=1.0)) == []
+
+
+def test_a_freezing_state_read_from_the_line_is_recognised() -> None:
+    kernel = CryoKernel()
+    kernel.handle(SessionOpened(CRYO_PLAN, at=0.0))
+    from_the_line = "state=FREEZING".split("=")[1]  # built at run time, as the driver parses it
+    assert locks(kernel.handle(DeviceStateSeen(from_the_line, "cmd", at=1.0)), Hazard.H05_OVERFREEZING)
 
 
 @pytest.mark.parametrize(("seconds", "allowed"), [(0.49, False), (0.5, True), (20.0, True), (20.1, False)])
