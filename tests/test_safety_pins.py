@@ -28,6 +28,7 @@ from safety.facts import (
     LinkRestored,
     LockoutAcknowledged,
     PulseSeen,
+    PulsesUnseen,
     Reconfirmed,
     Role,
     SessionOpened,
@@ -95,6 +96,33 @@ def test_in_flight_grace_ends_at_a_quarter_second(after_s: float, locked: bool) 
     decisions = pulse(kernel, 1, 5.0 + after_s)
     assert has(decisions, Stop)
     assert has(decisions, Lockout, Hazard.H03_UNCOMMANDED_EMISSION) is locked
+
+
+@pytest.mark.parametrize(("after_s", "locked"), [(0.1, False), (0.25, False), (0.26, True)])
+def test_a_ready_state_in_flight_after_stop_has_the_same_grace(after_s: float, locked: bool) -> None:
+    kernel = armed_laser(LaserKernel)
+    kernel.handle(StopRequested("screen", at=5.0))
+    decisions = kernel.handle(DeviceStateSeen("READY", "cmd", at=5.0 + after_s))
+    assert has(decisions, Stop)
+    assert has(decisions, Lockout, Hazard.H03_UNCOMMANDED_EMISSION) is locked
+
+
+@pytest.mark.parametrize(
+    ("count", "words"),
+    [
+        (1, "1 pulses fired that the host did not see"),
+        (3, "3 pulses fired that the host did not see"),
+        (-1, "the unit reports 1 pulses fewer than the host counted"),
+        (-2, "the unit reports 2 pulses fewer than the host counted"),
+    ],
+)
+def test_unseen_pulses_lock_and_say_which_way_the_count_is_off(count: int, words: str) -> None:
+    kernel = armed_laser(LaserKernel)
+    decisions = kernel.handle(PulsesUnseen(count, at=3.0))
+    assert locks(decisions, Hazard.H14_LOST_INFORMATION)
+    (reason,) = [d.reason for d in decisions if isinstance(d, Lockout)]
+    assert words in reason
+    assert kernel.handle(PulsesUnseen(0, at=4.0)) == []
 
 
 def test_a_stop_while_disarmed_gives_no_grace() -> None:
@@ -386,6 +414,49 @@ def test_a_freeze_lost_with_the_link_counts_what_it_ran_then_what_the_unit_repor
     kernel.handle(Reconfirmed(Role.PRACTITIONER, at=6.5))
     refused = cryo_request(kernel, 18.1, 40.0)
     assert has(refused, Refuse, Hazard.H06_CUMULATIVE_COLD) and "only 18.0 s" in refused[0].reason  # type: ignore[attr-defined]
+
+
+def lost_after(seconds: float) -> tuple[CryoKernel, list[object]]:
+    """A 20 s-total session whose first freeze is lost with the link ``seconds`` in; reconnected."""
+    kernel = CryoKernel()
+    kernel.handle(SessionOpened(SHORT_TOTAL, at=0.0))
+    assert has(cryo_request(kernel, 10.0, 1.0), AllowFreeze)
+    kernel.handle(FreezeStartSeen(at=1.0))
+    kernel.handle(LinkLost("port closed", at=1.0 + seconds))
+    return kernel, kernel.handle(LinkRestored(at=5.0))
+
+
+def test_the_programmed_freeze_limit_is_the_exposure_left_to_a_tenth() -> None:
+    _, decisions = lost_after(0.26)  # 19.74 s left
+    assert Program("freeze_limit_s", 19.7) in decisions
+
+
+@pytest.mark.xfail(strict=True, reason="the freeze limit is rounded to the nearest tenth, so the unit may be "
+                   "allowed up to 0.05 s more than the exposure left; it should round down")
+def test_the_programmed_freeze_limit_never_exceeds_the_exposure_left() -> None:
+    kernel, decisions = lost_after(0.24)  # 19.76 s left: the unit must not be given 19.8 s
+    assert Program("freeze_limit_s", 19.7) in decisions
+    kernel.handle(LimitsReprogrammed(at=6.0))
+    kernel.handle(Reconfirmed(Role.PRACTITIONER, at=6.5))
+    assert Program("freeze_limit_s", 19.7) in cryo_request(kernel, 5.0, 40.0)
+
+
+def test_the_backup_timer_gives_an_uncommanded_freeze_only_the_margin() -> None:
+    kernel = CryoKernel()
+    kernel.handle(SessionOpened(CRYO_PLAN, at=0.0))
+    assert locks(kernel.handle(FreezeStartSeen(at=1.0)), Hazard.H05_OVERFREEZING)
+    assert not has(kernel.handle(TipSeen(-40.0, True, at=1.4)), Stop)
+    assert has(kernel.handle(TipSeen(-40.0, True, at=1.6)), Stop, Hazard.H05_OVERFREEZING)  # the STOP again
+
+
+@pytest.mark.xfail(strict=True, reason="after an allowed freeze the backup timer keeps that freeze's seconds, so "
+                   "an uncommanded freeze later is re-stopped only after them (20.5 s) instead of after the margin")
+def test_the_backup_timer_gives_an_uncommanded_freeze_only_the_margin_after_an_allowed_one() -> None:
+    kernel = freezing_cryo(CryoKernel, 20.0)
+    kernel.handle(FreezeEndSeen("timeout", 20.0, at=21.0))
+    kernel.handle(TipSeen(10.0, False, at=60.0))
+    assert locks(kernel.handle(FreezeStartSeen(at=60.0)), Hazard.H05_OVERFREEZING)  # nobody asked
+    assert has(kernel.handle(TipSeen(-40.0, True, at=60.6)), Stop, Hazard.H05_OVERFREEZING)
 
 
 @pytest.mark.parametrize("state", ["IDLE", "THAW", "FAULT"])
