@@ -185,7 +185,12 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
     @app.post("/api/stop")
     async def stop(user: Auth, body: StopBody | None = None) -> dict[str, Any]:
         body = body or StopBody()
-        return {"stopped": service.sessions.stop(user, body.origin, body.device)}
+        return await service.sessions.stop(user, body.origin, body.device)
+
+    @app.post("/api/devices/{device}/acknowledge")
+    async def acknowledge_device(device: str, user: Auth) -> dict[str, Any]:
+        """Clear a device's lock-out after its cause was dealt with (audited; never arms)."""
+        return service.sessions.acknowledge_device(user, device)
 
     # ------------------------------------------------------------------ sessions
     @app.post("/api/patients", status_code=201)

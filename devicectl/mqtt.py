@@ -138,6 +138,7 @@ class _Channel(_Connection):
         super().__init__(bridge, f"devicectl-{bridge.config.site}-{device}", bridge.topic(device, "availability"))
         self.device = device
         self.queue: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue(QUEUE_SIZE)
+        self._published_link = False
 
     def offer(self, leaf: str, data: Any, retain: bool = False) -> None:
         if not self.connected or self.queue.full():
@@ -147,14 +148,15 @@ class _Channel(_Connection):
 
     async def on_connected(self, client: aiomqtt.Client) -> None:
         supervisor = self.bridge.service.supervisors[self.device]
-        online = b"online" if supervisor.status.connected else b"offline"
+        self._published_link = supervisor.status.connected
+        online = b"online" if self._published_link else b"offline"
         await client.publish(self.availability_topic, online, qos=1, retain=True)
         await client.publish(self.bridge.topic(self.device, "state"), json.dumps(supervisor.snapshot(), default=str).encode(),
                              qos=1, retain=True)
 
     async def serve(self, client: aiomqtt.Client) -> None:
         supervisor = self.bridge.service.supervisors[self.device]
-        last_link = supervisor.status.connected
+        last_link = self._published_link  # what the broker holds, not what the link is now
         while True:
             try:
                 topic, payload, retain = await asyncio.wait_for(self.queue.get(), 1.0)
@@ -184,7 +186,7 @@ class _Control(_Connection):
 
     async def serve(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            reply = self.handle(message.payload)
+            reply = await self.handle(message.payload)
             props = message.properties
             response_topic = getattr(props, "ResponseTopic", None) if props else None
             if not response_topic:
@@ -195,7 +197,7 @@ class _Control(_Connection):
                 out.CorrelationData = correlation
             await client.publish(response_topic, json.dumps(reply, default=str).encode(), qos=1, properties=out)
 
-    def handle(self, payload: Any) -> dict[str, Any]:
+    async def handle(self, payload: Any) -> dict[str, Any]:
         try:
             request = json.loads(payload)
             if not isinstance(request, dict):
@@ -210,13 +212,11 @@ class _Control(_Connection):
                 # STOP is always accepted: an unknown name stops every device rather than none
                 device = None
             names = [device] if device else list(service.supervisors)
-            for name in names:
-                from safety.facts import StopRequested
-
-                supervisor = service.supervisors[name]
-                supervisor.handle(StopRequested("mqtt", supervisor.clock()))
-            service.audit.append("mqtt", "stop", origin="mqtt", devices=names)
-            return {"ok": True, "stopped": names}
+            results = await asyncio.gather(*(service.supervisors[name].stop_and_confirm("mqtt") for name in names))
+            stopped = [name for name, ok in zip(names, results) if ok]
+            unconfirmed = [name for name, ok in zip(names, results) if not ok]
+            service.audit.append("mqtt", "stop", origin="mqtt", devices=names, confirmed=stopped, unconfirmed=unconfirmed)
+            return {"ok": not unconfirmed, "stopped": stopped, "unconfirmed": unconfirmed}
         if command == "status":
             return {"ok": True, "status": self.status()}
         if command in ("arm", "ready", "freeze", "fire", "start"):

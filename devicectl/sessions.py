@@ -7,6 +7,7 @@ Every pulse and freeze is recorded against it; every change is audited.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import secrets
@@ -38,11 +39,17 @@ from safety.plans import (
     plan_treatment,
 )
 
+from drivers import DriverError
+from safety.decisions import Decision, Lockout, Pause, Refuse, Stop
+
 from .audit import AuditLog
 from .auth import Accounts, User
 from .calibration_records import usable_monitor_correction
 from .store import Store
 from .supervisor import DeviceSupervisor, Refused
+
+#: decisions that are safety decisions: each is stored with the session and audited
+RECORDED_DECISIONS = (Stop, Lockout, Pause, Refuse)
 
 ACTIVE = "active"
 
@@ -87,8 +94,11 @@ class Sessions:
         self.accounts = accounts
         self.supervisors = supervisors
         self.table = table
+        #: the first safety reason a session was stopped for (a lock-out, an unconfirmed STOP)
+        self._safety_stops: dict[int, str] = {}
         for name, supervisor in supervisors.items():
             supervisor.record = self._recorder(name)
+            supervisor.decision_listeners.append(self._decision_recorder(name))
 
     # ------------------------------------------------------------------ restart
     def mark_interrupted(self) -> list[int]:
@@ -198,22 +208,49 @@ class Sessions:
 
     # ------------------------------------------------------------------ treatment
     async def start(self, user: User, session_id: int) -> dict[str, Any]:
+        """Open the session on its device: STOP confirmed and every limit programmed and echoed,
+        or the session stays planned and the reason is answered."""
         self.accounts.require(user, "practitioner", action="session.start")
         row = self._row(session_id)
         if row["state"] != "planned":
             raise SessionError(f"the session is {row['state']}")
-        supervisor = self.supervisors[row["device"]]
+        device = row["device"]
+        supervisor = self.supervisors[device]
         if supervisor.session_id is not None:
-            raise SessionError(f"{row['device']} is in session {supervisor.session_id}")
+            raise SessionError(f"{device} is in session {supervisor.session_id}")
+        if supervisor.status.refused:
+            raise SessionError(supervisor.status.refused)
         if not supervisor.status.connected:
-            raise SessionError(f"{row['device']} is not connected")
+            raise SessionError(f"{device} is not connected")
+        if supervisor.kernel.locked:
+            raise SessionError(f"{device} is locked: {supervisor.kernel.locked}; acknowledge it first", 409, "H16")
+        correction = self.calibration_correction(row)
+        supervisor.session_id = session_id
+        try:
+            _, confirmed = await supervisor.run_decisions(F.SessionOpened(plan_from_json(row["plan"]), supervisor.clock(),
+                                                                          correction))
+            if not confirmed:
+                raise DriverError(f"the {device} did not confirm STOP")
+        except DriverError as exc:
+            await self._abandon_start(supervisor)
+            self.audit.append(user.name, "session.start.failed", session=session_id, reason=str(exc))
+            raise SessionError(f"the {device} could not be prepared: {exc}; the session was not started") from None
         with self.store.transaction() as tx:
             tx.execute("UPDATE sessions SET state = ?, opened = ? WHERE id = ?", (ACTIVE, time.time(), session_id))
             self.audit.append(user.name, "session.started", tx, session=session_id)
-        supervisor.session_id = session_id
-        await supervisor.run_decisions(F.SessionOpened(plan_from_json(row["plan"]), supervisor.clock(),
-                                                       self.calibration_correction(row)))
         return self.get(session_id)
+
+    async def _abandon_start(self, supervisor: DeviceSupervisor) -> None:
+        """A session that could not be opened: the kernel closes it and the unit gets its
+        fail-safe limits back (best effort: the kernel refuses arming without a plan anyway)."""
+        try:
+            await supervisor.run_decisions(F.SessionClosed(supervisor.clock()))
+        except DriverError:
+            pass
+        finally:
+            supervisor.session_id = None
+            supervisor._failsafe_pending = True
+            await supervisor._program_failsafe()
 
     async def arm(self, user: User, session_id: int) -> dict[str, Any]:
         row, supervisor = self._active(session_id)
@@ -239,14 +276,30 @@ class Sessions:
             raise SessionError(exc.reason, 403 if exc.hazard == "H20" else 409, exc.hazard) from None
         self.audit.append(user.name, action, session=session_id, **detail)
 
-    def stop(self, user: User, origin: str, device: str | None = None) -> list[str]:
-        """STOP, accepted for every logged-in role, on one device or all."""
+    async def stop(self, user: User, origin: str, device: str | None = None) -> dict[str, list[str]]:
+        """STOP, accepted for every logged-in role, on one device or all. A device is reported
+        stopped only when it confirmed its safe state; the others are listed as unconfirmed."""
         names = [device] if device else list(self.supervisors)
-        for name in names:
-            supervisor = self._supervisor(name)
-            supervisor.handle(F.StopRequested(f"{origin} by {user.name}", supervisor.clock()))
-        self.audit.append(user.name, "stop", origin=origin, devices=names)
-        return names
+        supervisors = [self._supervisor(name) for name in names]
+        results = await asyncio.gather(*(s.stop_and_confirm(f"{origin} by {user.name}") for s in supervisors))
+        stopped = [name for name, ok in zip(names, results) if ok]
+        unconfirmed = [name for name, ok in zip(names, results) if not ok]
+        self.audit.append(user.name, "stop", origin=origin, devices=names, confirmed=stopped, unconfirmed=unconfirmed)
+        return {"stopped": stopped, "unconfirmed": unconfirmed}
+
+    def acknowledge_device(self, user: User, device: str) -> dict[str, Any]:
+        """Clear a device's lock-out (with or without a session): audited, never an arming."""
+        supervisor = self._supervisor(device)
+        reason = supervisor.kernel.locked
+        if reason is None:
+            raise SessionError(f"{device} is not locked")
+        decisions = supervisor.handle(F.LockoutAcknowledged(user.role, supervisor.clock()))
+        if decisions:
+            self.audit.append(user.name, "lockout.acknowledge.refused", device=device, reason=getattr(decisions[0], "reason", ""))
+            raise SessionError(getattr(decisions[0], "reason", "refused"), 403)
+        supervisor.status.alarm = None
+        self.audit.append(user.name, "lockout.acknowledged", device=device, lockout=reason, session=supervisor.session_id)
+        return supervisor.snapshot()
 
     def acknowledge(self, user: User, session_id: int) -> dict[str, Any]:
         return self._confirm(user, session_id, F.LockoutAcknowledged, "lockout.acknowledged", 403)
@@ -257,23 +310,43 @@ class Sessions:
     def _confirm(self, user: User, session_id: int, fact: Any, action: str, refused_status: int) -> dict[str, Any]:
         """A person's acknowledgement (never an arming): the kernel answers nothing, or why not."""
         _, supervisor = self._active(session_id)
+        lockout = supervisor.kernel.locked
         decisions = supervisor.handle(fact(user.role, supervisor.clock()))
         if decisions:
             raise SessionError(getattr(decisions[0], "reason", "refused"), refused_status)
-        self.audit.append(user.name, action, session=session_id)
+        if fact is F.LockoutAcknowledged:
+            supervisor.status.alarm = None
+            self.audit.append(user.name, action, session=session_id, device=supervisor.config.name, lockout=lockout)
+        else:
+            self.audit.append(user.name, action, session=session_id)
         return self.get(session_id)
 
     async def end(self, user: User, session_id: int) -> dict[str, Any]:
+        """End the session: STOP first; its outcome says what happened. It never ends
+        "completed" while the unit was not confirmed safe."""
         self.accounts.require(user, "practitioner", action="session.end")
         row, supervisor = self._active(session_id)
-        await supervisor.run_decisions(F.SessionClosed(supervisor.clock()))
+        device = supervisor.config.name
+        try:
+            _, confirmed = await supervisor.run_decisions(F.SessionClosed(supervisor.clock()))
+        except DriverError:
+            confirmed = False
         supervisor.session_id = None
         supervisor._failsafe_pending = True
         await supervisor._program_failsafe()
+        safety = self._safety_stops.pop(session_id, None)
+        if not confirmed and not supervisor.status.connected:
+            outcome = f"interrupted: the {device} was not reachable at the end (its own watchdog stops it)"
+        elif not confirmed:
+            outcome = f"stopped by safety: the {device} did not confirm STOP — use its emergency stop"
+        elif safety is not None:
+            outcome = f"stopped by safety: {safety}"
+        else:
+            outcome = "completed"
         with self.store.transaction() as tx:
-            tx.execute("UPDATE sessions SET state = 'ended', closed = ?, outcome = 'completed' WHERE id = ?",
-                       (time.time(), session_id))
-            self.audit.append(user.name, "session.ended", tx, session=session_id)
+            tx.execute("UPDATE sessions SET state = 'ended', closed = ?, outcome = ? WHERE id = ?",
+                       (time.time(), outcome, session_id))
+            self.audit.append(user.name, "session.ended", tx, session=session_id, outcome=outcome)
         return self.get(session_id)
 
     # ------------------------------------------------------------------ reading
@@ -286,8 +359,12 @@ class Sessions:
         pulses = self.store.one("SELECT COUNT(*) AS n FROM pulses WHERE session_id = ?", (session_id,))["n"]  # type: ignore[index]
         freezes = [dict(r) for r in self.store.query("SELECT dur_s, cause, at FROM freezes WHERE session_id = ? ORDER BY id",
                                                      (session_id,))]
+        decisions = [dict(r) for r in self.store.query(
+            "SELECT at, kind, hazard, reason FROM decisions WHERE session_id = ? AND kind != 'Refuse' ORDER BY id", (session_id,))]
+        unseen = self.store.one("SELECT COUNT(*) AS n FROM pulses WHERE session_id = ? AND seen = 0", (session_id,))["n"]  # type: ignore[index]
         out = {
             "id": row["id"], "patient_id": row["patient_id"], "device": row["device"], "state": row["state"],
+            "decisions": decisions, "pulses_not_seen": unseen,
             "plan": json.loads(row["plan"]), "checklist": json.loads(row["checklist"]),
             "open_items": [{"item": i.item, "reason": i.reason, "hazard": i.hazard.value} for i in items],
             "pulses_recorded": pulses, "freezes": freezes, "outcome": row["outcome"],
@@ -327,5 +404,34 @@ class Sessions:
                 elif kind == "freeze":
                     tx.execute("INSERT INTO freezes (session_id, dur_s, cause, at) VALUES (?, ?, ?, ?)",
                                (session_id, data["dur_s"] or 0.0, data["cause"] or "unknown", now))
+                elif kind == "pulses_unseen":
+                    tx.executemany(
+                        "INSERT INTO pulses (session_id, n, energy_mj, set_mj, t_ms, at, seen) VALUES (?, -1, 0, 0, 0, ?, 0)",
+                        [(session_id, now)] * int(data["count"]),
+                    )
+                    self.audit.append("system", "pulses.unseen", tx, session=session_id, device=device, count=data["count"])
+
+        return record
+
+    def _decision_recorder(self, device: str) -> Any:
+        """Every Stop, Lockout, Pause and Refuse the kernel decides: stored with the session (if
+        any) and appended to the audit log, with the fact that caused it."""
+
+        def record(fact: Any, decisions: list[Decision]) -> None:
+            safety = [d for d in decisions if isinstance(d, RECORDED_DECISIONS)]
+            if not safety:
+                return
+            session_id = self.supervisors[device].session_id
+            now = time.time()
+            fact_text = repr(fact)[:500]
+            with self.store.transaction() as tx:
+                for d in safety:
+                    kind = type(d).__name__
+                    tx.execute("INSERT INTO decisions (session_id, device, at, kind, hazard, reason, fact) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               (session_id, device, now, kind, d.hazard.value, d.reason, fact_text))
+                    self.audit.append("kernel", f"safety.{kind.lower()}", tx, device=device, session=session_id,
+                                      hazard=d.hazard.value, reason=d.reason, fact=type(fact).__name__)
+                    if isinstance(d, Lockout) and session_id is not None:
+                        self._safety_stops.setdefault(session_id, d.reason)
 
         return record

@@ -24,6 +24,9 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE TABLE IF NOT EXISTS pulses (
     id INTEGER PRIMARY KEY, session_id INTEGER NOT NULL REFERENCES sessions(id), n INTEGER NOT NULL,
     energy_mj REAL NOT NULL, set_mj INTEGER NOT NULL, t_ms INTEGER NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY, session_id INTEGER REFERENCES sessions(id), device TEXT NOT NULL,
+    at REAL NOT NULL, kind TEXT NOT NULL, hazard TEXT NOT NULL, reason TEXT NOT NULL, fact TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS freezes (
     id INTEGER PRIMARY KEY, session_id INTEGER NOT NULL REFERENCES sessions(id), dur_s REAL NOT NULL,
     cause TEXT NOT NULL, min_tip_c REAL, at REAL NOT NULL);
@@ -53,7 +56,14 @@ class Store:
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.executescript(SCHEMA)
+        self._add_missing_columns()
         self.lock = threading.RLock()
+
+    def _add_missing_columns(self) -> None:
+        """Columns added since a database was first written (its rows keep their meaning)."""
+        columns = {row["name"] for row in self.conn.execute("PRAGMA table_info(pulses)")}
+        if "seen" not in columns:  # pulses the unit counted but the host never saw have seen = 0
+            self.conn.execute("ALTER TABLE pulses ADD COLUMN seen INTEGER NOT NULL DEFAULT 1")
 
     def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:  # type: ignore[type-arg]
         with self.lock:

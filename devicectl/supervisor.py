@@ -5,6 +5,12 @@ while it is itself alive (owner lease), turns every driver event into a kernel f
 the kernel's decisions at once: STOP first (never queued behind anything), then lock-outs and
 programming, then records. A unit that disconnects, reboots or faults is shown as such; nothing
 re-arms on its own.
+
+Never trust a reply: a STOP counts only when the unit reports its safe state; otherwise it is
+retried a bounded number of times, then the host goes silent toward the unit (its watchdog stops
+it) and the device is locked with an alarm. READY and FREEZE are written only under the kernel's
+permit, checked at the moment of writing. After any gap (reconnect, reboot) and before every arm
+the unit's own pulse counter is read: pulses the host did not see count against the budget.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from drivers import CryoDriver, DeviceError, DriverError, LaserDriver, NotConnected
+from pydantic import ValidationError
+
+from drivers import CryoDriver, DeviceError, DriverError, LaserDriver, NotConnected, Preempted
 from drivers.linedriver import LineFactory
 from drivers.transport import SerialLine
 from drivers.events import (
@@ -47,6 +55,18 @@ from .hub import Hub
 log = logging.getLogger(__name__)
 TICK_S = 0.1
 POLL_S = 1.0
+#: STOPs sent before the host gives up on the unit's reply and goes silent toward it
+STOP_ATTEMPTS = 3
+#: tries at programming limits that a STOP preempted (limits are programmed after the STOP)
+PROGRAM_ATTEMPTS = 5
+#: states in which a unit's STOP reply counts as safe (laser: emission off; cryo: no freeze)
+SAFE_STATES = {"laser": ("STANDBY", "FAULT"), "cryo": ("IDLE", "THAW", "FAULT")}
+#: the IDN model each configured type must answer with (swapped cables are refused)
+MODELS = {"laser": "QS-1064", "cryo": "CP-2"}
+
+
+class NotProgrammed(DriverError):
+    """The unit's echo of a setting differs from what was programmed."""
 
 
 @dataclass
@@ -60,12 +80,14 @@ class DeviceStatus:
     fault: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     last_reason: str | None = None
+    alarm: str | None = None  # a STOP the unit did not confirm: people must use its emergency stop
+    refused: str | None = None  # the unit on this port is not the one configured
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "kind": self.kind, "connected": self.connected, "serial": self.serial,
             "model": self.model, "state": self.state, "fault": self.fault, "details": self.details,
-            "last_reason": self.last_reason,
+            "last_reason": self.last_reason, "alarm": self.alarm, "refused": self.refused,
         }
 
 
@@ -100,6 +122,9 @@ class DeviceSupervisor:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._failsafe_pending = True
+        self._stop_task: asyncio.Task[bool] | None = None
+        self._stop_again = False
+        self._total_offset: int | None = None  # the unit's lifetime pulse total minus the pulses seen
         self.decision_listeners: list[Callable[[Any, list[Decision]], None]] = []
 
     # ------------------------------------------------------------------ life
@@ -143,15 +168,72 @@ class DeviceSupervisor:
         self._spawn(self._poll_loop())
 
     async def _on_link_up(self) -> None:
-        self.status.connected = True
-        with contextlib.suppress(DriverError):
-            await self.driver.stop()
+        """Stop the unit, make sure it is the unit configured, reconcile its counters, then let
+        it be used (never armed)."""
+        await self._enforce_stop()
+        try:
             idn = await self.driver.idn()
-            self.status.serial, self.status.model = idn.serial, idn.model
             await self.driver.set_watchdog(self.config.watchdog_ms)
+        except ValidationError:
+            self._refuse_unit(await self._identify_anyway())
+            return
+        except DriverError as exc:
+            self.status.last_reason = f"the unit did not identify itself: {exc}"
+            self._publish_status()
+            return  # an unanswered request makes the driver go silent and reconnect later
+        if idn.model != MODELS[self.config.type]:
+            self._refuse_unit(f"{idn.model} ({idn.serial})")
+            return
+        if self.status.serial not in (None, idn.serial):
+            self._total_offset = None  # another unit of the same kind: its counters are its own
+        self.status.serial, self.status.model = idn.serial, idn.model
+        self.status.connected = True
+        self.status.refused = None
+        try:
+            await self._reconcile_counts()
+        except DriverError as exc:
+            self.status.last_reason = f"could not read the unit's counters: {exc}"
         self._failsafe_pending = self.kernel.plan is None
         await self._program_failsafe()
         self._publish_status()
+
+    async def _identify_anyway(self) -> str:
+        try:
+            fields = await self.driver.request("IDN?")
+        except DriverError:
+            return "another unit"
+        return f"{fields.get('model', 'an unknown model')} ({fields.get('serial', 'no serial')})"
+
+    def _refuse_unit(self, found: str) -> None:
+        """Swapped cables: the port answers as another device. It is never used; its watchdog
+        keeps it safe, since nothing more is sent to it."""
+        self.status.connected = False
+        self.status.refused = (
+            f"{self.config.port} answers as {found}, but '{self.config.name}' is configured as the "
+            f"{self.config.type} ({MODELS[self.config.type]}): check the cables and the configuration"
+        )
+        self.status.last_reason = self.status.refused
+        log.error("%s: %s", self.config.name, self.status.refused)
+        self._publish_status()
+        self._spawn(self.driver.close())
+
+    async def _reconcile_counts(self) -> None:
+        """Count what the host did not see: compare the unit's lifetime pulse total with the
+        pulses the driver delivered; the difference counts against the budget and locks."""
+        if not isinstance(self.driver, LaserDriver):
+            return
+        counted = await self.driver.count()
+        seen = self.driver.pulses_seen_at_reply
+        if self._total_offset is None:
+            self._total_offset = counted.total - seen
+            return
+        unseen = counted.total - (self._total_offset + seen)
+        if unseen == 0:
+            return
+        self._total_offset += unseen
+        if unseen > 0 and self.session_id is not None:
+            self._record("pulses_unseen", {"count": unseen})
+        self.handle(F.PulsesUnseen(unseen, self.clock()))
 
     async def _program_failsafe(self) -> None:
         """No session: the unit may neither emit nor freeze (its power-on values, set again)."""
@@ -192,6 +274,8 @@ class DeviceSupervisor:
 
     # ------------------------------------------------------------------ events -> facts
     def _on_event(self, event: Any) -> None:
+        if self.status.refused is not None:
+            return  # not the unit configured: nothing it says is about this device
         now = self.clock()
         fact: Any = None
         record: tuple[str, dict[str, Any]] | None = None
@@ -237,15 +321,35 @@ class DeviceSupervisor:
             self._spawn(self._on_link_up())
             fact = F.LinkRestored(now)
         if fact is not None:
-            self.handle(fact)  # the kernel first: a STOP must never wait for a record or a screen
-        if record is not None and self.session_id is not None:
-            try:
-                self.record(*record)
-            except Exception:
-                log.exception("%s: could not record %s %s", self.config.name, *record)
-                self.status.last_reason = f"could not record a {record[0]}: see the service log"
+            record = self._handle_event_fact(fact, record)  # the kernel first: a STOP never waits for a record
+        if record is not None:
+            self._record(*record)
         if self.hub.listening:
             self.hub.publish({"type": "event", "device": self.config.name, "event": event.model_dump(mode="json")})
+
+    def _handle_event_fact(self, fact: Any, record: tuple[str, dict[str, Any]] | None) -> tuple[str, dict[str, Any]] | None:
+        """Hand a device fact to the kernel; a freeze the kernel ended on its own (the unit was
+        lost) or the late end of such a freeze is recorded with the seconds it adds."""
+        kernel = self.kernel
+        if not isinstance(kernel, CryoKernel):
+            self.handle(fact)
+            return record
+        was_freezing, lost_before, exposure_before = kernel.freezing_since, kernel.lost_freeze_s, kernel.exposure_s
+        self.handle(fact)
+        if was_freezing is not None and kernel.freezing_since is None and not isinstance(fact, F.FreezeEndSeen):
+            return ("freeze", {"dur_s": round(kernel.exposure_s - exposure_before, 2), "cause": "lost"})
+        if isinstance(fact, F.FreezeEndSeen) and was_freezing is None and lost_before is not None:
+            return ("freeze", {"dur_s": round(kernel.exposure_s - exposure_before, 2), "cause": f"{fact.cause} (beyond the time counted at the loss)"})
+        return record
+
+    def _record(self, kind: str, data: dict[str, Any]) -> None:
+        if self.session_id is None:
+            return
+        try:
+            self.record(kind, data)
+        except Exception:
+            log.exception("%s: could not record %s %s", self.config.name, kind, data)
+            self.status.last_reason = f"could not record a {kind}: see the service log"
 
     # ------------------------------------------------------------------ decisions
     def handle(self, fact: Any) -> list[Decision]:
@@ -254,7 +358,7 @@ class DeviceSupervisor:
         if not decisions:
             return decisions
         if any(isinstance(d, Stop) for d in decisions):
-            self._spawn(self._stop_now())
+            self._request_stop()
         rest = [d for d in decisions if isinstance(d, (Program, Lockout, Pause))]
         if rest and not isinstance(fact, (F.ArmRequested, F.FreezeRequested)):
             # only limits really programmed again (after a reboot or reconnect) let a practitioner
@@ -264,31 +368,109 @@ class DeviceSupervisor:
         self._report(fact, decisions)
         return decisions
 
-    async def _stop_now(self) -> None:
-        if not self.driver.connected:
+    def _request_stop(self) -> None:
+        """Start a verified STOP now (or once more after the one under way)."""
+        if self._stop_task is not None and not self._stop_task.done():
+            self._stop_again = True
             return
-        try:
-            await self.driver.stop()
-        except DriverError as exc:
-            log.error("%s: STOP failed: %s", self.config.name, exc)
+        self._stop_task = asyncio.get_running_loop().create_task(self._stop_until_settled())
+        self._tasks.add(self._stop_task)
+        self._stop_task.add_done_callback(self._task_done)
+
+    async def _stop_until_settled(self) -> bool:
+        while True:
+            self._stop_again = False
+            confirmed = await self._stop_verified()
+            if not self._stop_again:
+                return confirmed
+
+    async def _enforce_stop(self) -> bool:
+        """STOP and wait for the unit to confirm it: True when it reported its safe state."""
+        self._request_stop()
+        assert self._stop_task is not None
+        return await asyncio.shield(self._stop_task)
+
+    async def _stop_verified(self) -> bool:
+        """Send STOP until the unit reports its safe state; otherwise escalate."""
+        if not self.driver.connected:
+            return False  # nothing reaches the unit (port gone, or the host is silent): its watchdog stops it
+        problems: list[str] = []
+        for _ in range(STOP_ATTEMPTS):
+            try:
+                state = await self.driver.stop()
+                if await self._safe_after_stop(state):
+                    self.status.state = state
+                    record = self._handle_event_fact(F.StopConfirmed(state, self.clock()), None)
+                    if record is not None:
+                        self._record(*record)
+                    return True
+                problems.append(f"it answered STOP with state {state}")
+            except NotConnected:
+                problems.append("it went silent")
+                break
+            except DriverError as exc:
+                problems.append(str(exc))
+        self._escalate("; ".join(dict.fromkeys(problems)))
+        return False
+
+    async def _safe_after_stop(self, state: str) -> bool:
+        if state not in SAFE_STATES[self.config.type]:
+            return False
+        if isinstance(self.driver, CryoDriver):
+            cryo = await self.driver.state()  # the reply's state alone does not say the valve closed
+            return not cryo.valve and cryo.state.value != "FREEZING"
+        return True
+
+    def _escalate(self, problems: str) -> None:
+        """The unit did not confirm STOP: go silent toward it so its own watchdog stops it, lock
+        the device, and tell every screen to use the unit's emergency stop."""
+        alarm = f"the {self.config.type} did not confirm STOP — use its emergency stop"
+        self.status.alarm = alarm
+        self.status.last_reason = f"{alarm} ({problems})"
+        log.error("%s: %s", self.config.name, self.status.last_reason)
+        self.driver.go_silent(alarm)
+        self.handle(F.StopUnconfirmed(f"{alarm} ({problems})", self.clock()))
+        self.hub.publish({"type": "alarm", "device": self.config.name, "message": alarm, "detail": problems})
+        self._publish_status()
+
+    async def stop_and_confirm(self, origin: str) -> bool:
+        """A person's STOP: True only when the unit confirmed its safe state."""
+        self.handle(F.StopRequested(origin, self.clock()))
+        if self._stop_task is None:
+            return False
+        return await asyncio.shield(self._stop_task)
 
     async def _execute(self, decisions: list[Decision], reprogram: bool = False) -> None:
+        """Program limits the kernel decided on its own (after a reboot or reconnect). A failure
+        leaves the session paused, with the reason shown: never re-confirmable on unprogrammed limits."""
         async with self._exec_lock:
-            try:
-                for decision in decisions:
-                    if isinstance(decision, Program):
-                        await self._program(decision)
-            except DriverError as exc:
-                log.warning("%s: programming failed: %s", self.config.name, exc)
-                self.status.last_reason = f"programming failed: {exc}"
+            for attempt in range(PROGRAM_ATTEMPTS):
+                try:
+                    if reprogram:
+                        await self._reconcile_counts()
+                    for decision in decisions:
+                        if isinstance(decision, Program):
+                            await self._program(decision)
+                    break
+                except Preempted:
+                    continue  # a STOP went first: limits are still to be programmed, after it
+                except DriverError as exc:
+                    log.warning("%s: programming failed: %s", self.config.name, exc)
+                    self.status.last_reason = f"programming failed: {exc}"
+                    self._publish_status()
+                    return
+            else:
+                self.status.last_reason = "programming failed: preempted by STOP every time"
+                self._publish_status()
                 return
             if reprogram and self.kernel.plan is not None:
                 self.handle(F.LimitsReprogrammed(self.clock()))
 
     async def _program(self, decision: Program) -> None:
+        """Program one setting and check the unit's echo of it."""
         driver, value = self.driver, decision.value
         if isinstance(driver, LaserDriver):
-            actions = {
+            actions: dict[str, Callable[[], Awaitable[float | int]]] = {
                 "wavelength_nm": lambda: driver.set_wavelength(int(value)),
                 "energy_limit_mj": lambda: driver.limit_energy(int(value)),
                 "energy_mj": lambda: driver.set_energy(int(value)),
@@ -304,10 +486,15 @@ class DeviceSupervisor:
                 "thaw_min_s": lambda: cryo.set_thaw_min(int(value)),
                 "freeze_limit_s": lambda: cryo.limit_freeze(float(value)),
             }
-        await actions[decision.setting]()
+        echo = await actions[decision.setting]()
+        if abs(float(echo) - float(value)) > 0.05:
+            raise NotProgrammed(f"{decision.setting}: programmed {value}, the unit holds {echo}")
 
     async def request(self, fact: Any) -> list[Decision]:
-        """A person's request (arm, freeze): refused with the reason, or carried out on the unit."""
+        """A person's request (arm, freeze): refused with the reason, or carried out on the unit.
+
+        The unit's counters and state are read first; READY/FREEZE is written only while the
+        permit the kernel issued for this request is still valid at the moment of writing."""
         decisions = self.handle(fact)
         refusal = next((d for d in decisions if isinstance(d, Refuse)), None)
         if refusal is not None:
@@ -315,30 +502,63 @@ class DeviceSupervisor:
         allow = next((d for d in decisions if isinstance(d, (AllowArm, AllowFreeze))), None)
         if allow is None:
             return decisions
+        permit = self.kernel.permit
+        kernel = self.kernel
+
+        def still_permitted() -> bool:
+            return kernel.permit_valid(permit)
+
         try:
             async with self._exec_lock:
+                await self._reconcile_counts()
+                await self._check_idle_before_actuating()
                 for decision in decisions:
                     if isinstance(decision, Program):
+                        if not still_permitted():
+                            raise Preempted("the request was cancelled by a STOP, lock-out or pause")
                         await self._program(decision)
                 if isinstance(allow, AllowArm):
                     assert isinstance(self.driver, LaserDriver)
-                    await self.driver.ready()
+                    await self.driver.request("READY", guard=still_permitted)
                 else:
                     assert isinstance(self.driver, CryoDriver)
-                    await self.driver.freeze(allow.seconds)
+                    await self.driver.request("FREEZE", allow.seconds, guard=still_permitted)
+        except Preempted as exc:
+            if kernel.permit == permit:
+                self.handle(F.StopRequested(f"request cancelled: {exc}", self.clock()))
+            raise Refused(f"cancelled before the unit was armed: {self._why_revoked(exc)}") from exc
         except DriverError as exc:
             self.handle(F.StopRequested(f"device refused: {exc}", self.clock()))
             raise Refused(f"the device refused: {exc}") from exc
         return decisions
 
-    async def run_decisions(self, fact: Any) -> list[Decision]:
-        """Open or close a session: program every limit, in order, before returning."""
+    def _why_revoked(self, exc: Exception) -> str:
+        kernel = self.kernel
+        return kernel.locked or kernel.paused or self.status.last_reason or str(exc)
+
+    async def _check_idle_before_actuating(self) -> None:
+        """The unit must be where the kernel believes it is (idle, no latched fault)."""
+        state = (await self.driver.state()).state.value
+        idle = "STANDBY" if isinstance(self.driver, LaserDriver) else "IDLE"
+        if state != idle:
+            raise DeviceError("E04", f"the unit is {state}, not {idle}", "STATE?")
+
+    async def run_decisions(self, fact: Any) -> tuple[list[Decision], bool]:
+        """Open or close a session: STOP (confirmed), then program every limit, in order.
+
+        Returns the decisions and whether the unit confirmed the STOP (True when none was
+        decided). A programming failure raises: the caller must not treat the session as open."""
         decisions = self.kernel.handle(fact)
-        if any(isinstance(d, Stop) for d in decisions):
-            await self._stop_now()
-        await self._execute([d for d in decisions if isinstance(d, Program)])
         self._report(fact, decisions)
-        return decisions
+        confirmed = True
+        if any(isinstance(d, Stop) for d in decisions):
+            confirmed = await self._enforce_stop()
+        programs = [d for d in decisions if isinstance(d, Program)]
+        if programs:
+            async with self._exec_lock:
+                for decision in programs:
+                    await self._program(decision)
+        return decisions, confirmed
 
     def _report(self, fact: Any, decisions: list[Decision]) -> None:
         for listener in self.decision_listeners:
@@ -359,6 +579,7 @@ class DeviceSupervisor:
             "armed": kernel.armed, "locked": kernel.locked, "paused": kernel.paused,
             "session_id": self.session_id,
         }
+        out["permit"] = kernel.permit is not None
         if isinstance(kernel, LaserKernel) and kernel.plan is not None:
             out |= {"pulses": kernel.pulses, "budget": kernel.laser_plan.pulse_budget, "remaining": kernel.remaining}
         if isinstance(kernel, CryoKernel) and kernel.plan is not None:

@@ -142,7 +142,7 @@ class LineDriver:
         self._line = line_factory(url, self._on_bytes, self._on_lost)
         self._splitter = FrameSplitter()
         self._busy = False  # a request owns the line
-        self._waiters: list[tuple[asyncio.Future[None], bool]] = []  # (future, is STOP), in turn order
+        self._waiters: list[tuple[asyncio.Future[None], bool, str]] = []  # (future, is STOP, command), in turn order
         self._stops_waiting = 0
         self._quiet_until = float("-inf")  # send nothing before this (the unit's watchdog must fire)
         self.watchdog_ms = WDT_DEFAULT_MS  # what the unit was last told (power-on default)
@@ -334,17 +334,17 @@ class LineDriver:
         request, and those queued requests fail (they were decided before the STOP)."""
         if is_stop:
             self._stops_waiting += 1
-            self._fail_waiters(Preempted(f"{command}: preempted by STOP"), keep_stops=True)
+            self._fail_waiters(None, keep_stops=True)
         try:
             if not self._busy and not self._waiters:
                 self._busy = True
                 return
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             if is_stop:
-                position = sum(1 for _, stop in self._waiters if stop)
-                self._waiters.insert(position, (future, True))
+                position = sum(1 for _, stop, _ in self._waiters if stop)
+                self._waiters.insert(position, (future, True, command))
             else:
-                self._waiters.append((future, False))
+                self._waiters.append((future, False, command))
             try:
                 await future
             except BaseException:
@@ -358,19 +358,20 @@ class LineDriver:
 
     def _release(self) -> None:
         while self._waiters:
-            future, _ = self._waiters.pop(0)
+            future, _, _ = self._waiters.pop(0)
             if not future.done():
                 future.set_result(None)  # the line stays busy: it is handed over
                 return
         self._busy = False
 
-    def _fail_waiters(self, exc: Exception, keep_stops: bool = False) -> None:
+    def _fail_waiters(self, exc: Exception | None, keep_stops: bool = False) -> None:
+        """Fail the queued requests with ``exc`` (None: each with "preempted by STOP")."""
         kept = []
-        for future, stop in self._waiters:
+        for future, stop, command in self._waiters:
             if stop and keep_stops:
-                kept.append((future, stop))
+                kept.append((future, stop, command))
             elif not future.done():
-                future.set_exception(exc)
+                future.set_exception(exc or Preempted(f"{command}: preempted by STOP"))
         self._waiters = kept
 
     async def _exchange(self, seq: int, data: bytes, timeout_s: float, guard: Guard | None, is_stop: bool,

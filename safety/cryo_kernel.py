@@ -21,6 +21,7 @@ from .facts import (
     FreezeStartSeen,
     LinkLost,
     SessionOpened,
+    StopConfirmed,
     TipSeen,
 )
 from .hazards import Hazard
@@ -97,7 +98,7 @@ class CryoKernel(KernelBase):
             self.cycles_done += 1
             self.last_end_at = fact.at
             self.lost_freeze_s = None
-        elif isinstance(fact, (LinkLost, BootSeen)):
+        elif isinstance(fact, (LinkLost, BootSeen, StopConfirmed)):
             self.last_lost_s = None
             if self.freezing_since is not None:
                 # the unit cannot report this freeze's end any more (or only much later): it ends
@@ -107,6 +108,7 @@ class CryoKernel(KernelBase):
                 self.cycles_done += 1
                 self.last_end_at = fact.at
                 self.freezing_since = None
+                # its own end event may still come (after a reconnect, or the STOP's): it tops up
                 self.lost_freeze_s = None if isinstance(fact, BootSeen) else counted
                 self.last_lost_s = counted
             self.freeze_allowed = None

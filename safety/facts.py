@@ -197,6 +197,14 @@ class PulsesUnseen:
 
 
 @dataclass(frozen=True)
+class StopConfirmed:
+    """The unit answered STOP with its safe state (and, for the cryo unit, a closed valve)."""
+
+    state: str
+    at: float = 0.0
+
+
+@dataclass(frozen=True)
 class StopUnconfirmed:
     """A STOP was refused, unanswered or answered with an unsafe state: the host went silent so
     the unit's watchdog stops it, and a person must use the unit's own emergency stop."""

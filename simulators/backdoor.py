@@ -52,7 +52,9 @@ class Backdoor:
 
     def truth(self) -> dict[str, Any]:
         """The true physical state (never visible on the serial line)."""
-        return {"powered": self.unit.powered, **self.unit.model.truth()}
+        return {"powered": self.unit.powered, "now": self.unit.now, "last_valid_request_at": self.unit.last_valid_request_at,
+                "watchdog_fired_at": list(self.unit.watchdog_fired_at[-20:]), "boot_time": self.unit.model.boot_time,
+                **self.unit.model.truth()}
 
     def stats(self) -> dict[str, int]:
         """Counters of the line engine: requests, executed, retransmits, comerr, events."""

@@ -74,6 +74,9 @@ class LineUnit:
         self.executed: deque[str] = deque(maxlen=200)
         #: when each command was last received and executed (unit clock), for reaction benchmarks
         self.executed_at: dict[str, float] = {}
+        #: the unit's own record of its watchdog: when it last restarted, when it fired (unit clock)
+        self.last_valid_request_at: float | None = None
+        self.watchdog_fired_at: list[float] = []
         model.bind(self._emit_event)
         self._boot(now)
 
@@ -117,6 +120,7 @@ class LineUnit:
             self.model.advance(self._wdt_deadline)
             self._now = self._wdt_deadline
             self._wdt_deadline = None
+            self.watchdog_fired_at.append(self._now)
             self._emit_event("WDT", {})
             self.model.safe_state("wdt")
         self.model.advance(now)
@@ -220,6 +224,7 @@ class LineUnit:
             self._reply(self._pending_cache, seq, deferred.fields)
 
     def _restart_watchdog(self) -> None:
+        self.last_valid_request_at = self._now
         self._wdt_deadline = self._now + self.wdt_ms / 1000
 
     def _execute(self, request: Request) -> Mapping[str, object] | Deferred:

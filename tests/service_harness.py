@@ -166,7 +166,7 @@ def set_up_users(service: ServiceProcess, bench: BenchProcess, calibrate: bool =
     for kind in ("laser", "cryo") if calibrate else ():
         technician.call("POST", "/api/calibrations", 201, json={
             "device_serial": bench.addresses[f"{kind}_serial"], "device_kind": kind, "passed": True,
-            "results": {"monitor_correction": 1.0},
+            "results": {"gain": 1.0, "monitor_ratio": 1.0, "monitor_correction": 1.0} if kind == "laser" else {"offset_c": 0.0},
         })
     return admin, practitioner, technician
 

@@ -87,10 +87,11 @@ def test_roles_are_enforced_and_refusals_audited(app: tuple[TestClient, Service]
     assert client.post("/api/patients", headers=pat).status_code == 201
     assert client.post("/api/calibrations", json={"device_serial": "S", "device_kind": "laser", "passed": True},
                        headers=pat).status_code == 403
-    assert client.post("/api/calibrations", json={"device_serial": "S", "device_kind": "laser", "passed": True},
+    assert client.post("/api/calibrations", json={"device_serial": "S", "device_kind": "laser", "passed": True,
+                                                  "results": {"gain": 1.0, "monitor_ratio": 1.0, "monitor_correction": 1.0}},
                        headers=tech).status_code == 201
     assert client.get("/api/audit", headers=tech).status_code == 403
-    assert client.post("/api/stop", headers=tech).json() == {"stopped": []}
+    assert client.post("/api/stop", headers=tech).json() == {"stopped": [], "unconfirmed": []}
     refused = [e for e in client.get("/api/audit", headers=headers).json() if e["action"] == "refused"]
     assert {e["actor"] for e in refused} == {"pat", "tech"}
     verify = client.get("/api/audit/verify", headers=headers).json()

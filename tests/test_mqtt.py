@@ -107,7 +107,7 @@ def test_stop_over_mqtt_reaches_the_simulator_and_arming_is_refused(world) -> No
     mqtt, bench, service = world
     before = len(bench.laser("executed"))
     reply = asyncio.run(command(mqtt, "operator", {"command": "stop"}))
-    assert reply == {"ok": True, "stopped": ["laser", "cryo"]}
+    assert reply == {"ok": True, "stopped": ["laser", "cryo"], "unconfirmed": []}
     assert "STOP" in bench.laser("executed")[before:] and "STOP" in bench.cryo("executed")[-5:]
     refused = asyncio.run(command(mqtt, "operator", {"command": "arm", "device": "laser"}))
     assert refused and refused["ok"] is False and "authenticated session" in refused["error"]

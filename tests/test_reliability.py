@@ -73,7 +73,17 @@ def test_device_unplugged_and_replugged_mid_treatment(tmp_path: Path) -> None:
         bench.laser("set_input", name="foot", value=0)
         bench.laser("replug")
         session = practitioner.wait(f"/api/sessions/{sid}", lambda s: s["live"]["connected"], timeout=10)
-        assert session["live"]["paused"] and "reconnected" in session["live"]["paused"] or "lost" in session["live"]["paused"]
+        paused = session["live"]["paused"]
+        assert paused and ("reconnected" in paused or "lost" in paused)
+        # the pulses the unit fired until its watchdog stopped it were never seen: they are read
+        # from the unit's own counter, counted against the budget, recorded, and they lock
+        fired = bench.laser("truth")["total"]  # the unit's lifetime count: this bench fired only here
+        session = practitioner.wait(f"/api/sessions/{sid}", lambda s: s["pulses_recorded"] == fired)
+        assert session["live"]["pulses"] == fired
+        if session["pulses_not_seen"]:
+            assert "did not see" in session["live"]["locked"]
+            assert "locked" in practitioner.call("POST", f"/api/sessions/{sid}/arm", 409)["error"]
+            practitioner.call("POST", f"/api/sessions/{sid}/acknowledge")
         assert "paused" in practitioner.call("POST", f"/api/sessions/{sid}/arm", 409)["error"]
         time.sleep(1.0)
         assert bench.laser("truth")["state"] == "STANDBY"  # nothing re-armed by itself
