@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from safety.checklist import ChecklistAnswers, ChecklistContext, PreviousSession, TestSpot, aftercare, open_items
+from safety.checklist import ChecklistContext, PreviousSession, TestSpot, aftercare, open_items
 from safety.cryo_kernel import CryoKernel
 from safety.decisions import AllowArm, AllowFreeze, Lockout, Program, Refuse, Stop
 from safety.facts import (
@@ -52,13 +52,17 @@ from safety.plans import (
     fluence_j_cm2,
     plan_treatment,
 )
-from tests.safety_scenarios import CONTEXT, CRYO_PLAN, GOOD, LASER_PLAN, TODAY, armed_laser, cryo_request, freezing_cryo, has, pulse
+from tests.safety_scenarios import (
+    CONTEXT, CRYO_PLAN, GOOD, LASER_PLAN, TODAY, armed_laser, cryo_request, freezing_cryo, has, pulse,
+)
 
 #: the protocol table read as plain data, to compute expected values without the planner's code
 ROWS = tomllib.loads(DEFAULT_TABLE.read_text())
 
 
-def plan(indication: Indication, skin: int = 2, sensitive: bool = False, area: float = 1.0, inks: tuple[Ink, ...] = ()) -> LaserPlan | CryoPlan:
+def plan(
+    indication: Indication, skin: int = 2, sensitive: bool = False, area: float = 1.0, inks: tuple[Ink, ...] = ()
+) -> LaserPlan | CryoPlan:
     result = plan_treatment(PlanRequest(indication, skin, sensitive, area, "arm", frozenset(inks)))
     assert not isinstance(result, PlanRefused), result
     return result
@@ -305,7 +309,8 @@ def test_an_arm_request_without_a_known_spot_is_refused() -> None:
     kernel = LaserKernel()
     kernel.handle(SessionOpened(LASER_PLAN, at=0.0))
     decisions = kernel.handle(ArmRequested(Role.PRACTITIONER, GOOD, CONTEXT, at=0.2))
-    assert has(decisions, Refuse, Hazard.H02_EXCESS_ENERGY) and "spot size" in decisions[0].reason  # type: ignore[attr-defined]
+    assert has(decisions, Refuse, Hazard.H02_EXCESS_ENERGY)
+    assert "spot size" in decisions[0].reason  # type: ignore[attr-defined]
 
 
 # ============================================================================ roles
@@ -339,7 +344,8 @@ def test_the_thaw_gate_holds_until_the_plans_thaw_time() -> None:
     kernel = freezing_cryo(CryoKernel, 15.0)
     kernel.handle(FreezeEndSeen("timeout", 15.0, at=16.0))
     waiting = cryo_request(kernel, 15.0, 26.0)
-    assert has(waiting, Refuse, Hazard.H06_CUMULATIVE_COLD) and "20 s more" in waiting[0].reason  # type: ignore[attr-defined]
+    assert has(waiting, Refuse, Hazard.H06_CUMULATIVE_COLD)
+    assert "20 s more" in waiting[0].reason  # type: ignore[attr-defined]
     for after_s in (1.0, 15.0, 16.0, 29.0, 29.9):
         decisions = cryo_request(kernel, 15.0, 16.0 + after_s)
         assert has(decisions, Refuse, Hazard.H06_CUMULATIVE_COLD) and not has(decisions, AllowFreeze), after_s
@@ -413,7 +419,8 @@ def test_a_freeze_lost_with_the_link_counts_what_it_ran_then_what_the_unit_repor
     kernel.handle(LimitsReprogrammed(at=6.0))
     kernel.handle(Reconfirmed(Role.PRACTITIONER, at=6.5))
     refused = cryo_request(kernel, 18.1, 40.0)
-    assert has(refused, Refuse, Hazard.H06_CUMULATIVE_COLD) and "only 18.0 s" in refused[0].reason  # type: ignore[attr-defined]
+    assert has(refused, Refuse, Hazard.H06_CUMULATIVE_COLD)
+    assert "only 18.0 s" in refused[0].reason  # type: ignore[attr-defined]
 
 
 def lost_after(seconds: float) -> tuple[CryoKernel, list[object]]:
@@ -617,7 +624,9 @@ def test_darker_skin_is_warned_of_light_patches_after_cryo(skin: int, warned: bo
 @pytest.mark.parametrize(("indication", "skin", "inks", "warned"), [
     (Indication.AGE_SPOT, 3, (), True), (Indication.AGE_SPOT, 2, (), False), (Indication.TATTOO, 3, (Ink.BLACK,), False),
 ])
-def test_type_iii_whitening_warning_only_at_532(indication: Indication, skin: int, inks: tuple[Ink, ...], warned: bool) -> None:
+def test_type_iii_whitening_warning_only_at_532(
+    indication: Indication, skin: int, inks: tuple[Ink, ...], warned: bool
+) -> None:
     laser = plan(indication, skin, inks=inks)
     assert any("slight immediate whitening" in w for w in laser.warnings) is warned
 
