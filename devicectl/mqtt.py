@@ -212,7 +212,7 @@ class _Control(_Connection):
                 # STOP is always accepted: an unknown name stops every device rather than none
                 device = None
             names = [device] if device else list(service.supervisors)
-            results = await asyncio.gather(*(service.supervisors[name].stop_and_confirm("mqtt") for name in names))
+            results = await asyncio.gather(*[service.supervisors[name].stop_and_confirm("mqtt") for name in names])
             stopped = [name for name, ok in zip(names, results) if ok]
             unconfirmed = [name for name, ok in zip(names, results) if not ok]
             service.audit.append("mqtt", "stop", origin="mqtt", devices=names, confirmed=stopped, unconfirmed=unconfirmed)

@@ -13,7 +13,7 @@ import json
 import secrets
 import time
 from datetime import date
-from typing import Any
+from typing import Any, Awaitable
 
 from safety import facts as F
 from safety.checklist import (
@@ -276,12 +276,17 @@ class Sessions:
             raise SessionError(exc.reason, 403 if exc.hazard == "H20" else 409, exc.hazard) from None
         self.audit.append(user.name, action, session=session_id, **detail)
 
-    async def stop(self, user: User, origin: str, device: str | None = None) -> dict[str, list[str]]:
-        """STOP, accepted for every logged-in role, on one device or all. A device is reported
-        stopped only when it confirmed its safe state; the others are listed as unconfirmed."""
+    def stop(self, user: User, origin: str, device: str | None = None) -> Awaitable[dict[str, list[str]]]:
+        """STOP, accepted for every logged-in role, on one device or all: decided before this
+        returns. Await the result: a device is reported stopped only when it confirmed its safe
+        state; the others are listed as unconfirmed."""
         names = [device] if device else list(self.supervisors)
-        supervisors = [self._supervisor(name) for name in names]
-        results = await asyncio.gather(*(s.stop_and_confirm(f"{origin} by {user.name}") for s in supervisors))
+        confirmations = [self._supervisor(name).stop_and_confirm(f"{origin} by {user.name}") for name in names]
+        return self._stop_result(user, origin, names, confirmations)
+
+    async def _stop_result(self, user: User, origin: str, names: list[str],
+                           confirmations: list["asyncio.Future[bool]"]) -> dict[str, list[str]]:
+        results = await asyncio.gather(*confirmations)
         stopped = [name for name, ok in zip(names, results) if ok]
         unconfirmed = [name for name, ok in zip(names, results) if not ok]
         self.audit.append(user.name, "stop", origin=origin, devices=names, confirmed=stopped, unconfirmed=unconfirmed)
@@ -395,6 +400,10 @@ class Sessions:
         def record(kind: str, data: dict[str, Any]) -> None:
             session_id = self.supervisors[device].session_id
             if session_id is None:
+                if kind == "pulse":  # no session: uncommanded, and kept as evidence
+                    self.audit.append("system", "pulse.outside_session", device=device, **data)
+                elif kind == "pulses_unseen":
+                    self.audit.append("system", "pulses.unseen", device=device, count=data["count"])
                 return
             now = time.time()
             with self.store.transaction() as tx:

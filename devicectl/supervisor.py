@@ -116,6 +116,8 @@ class DeviceSupervisor:
         self.driver: LaserDriver | CryoDriver = driver_cls(config.port, heartbeat_s=heartbeat, owner_lease_s=lease,
                                                            line_factory=line_factory, clock=clock)
         self.kernel: LaserKernel | CryoKernel = LaserKernel() if config.type == "laser" else CryoKernel()
+        if isinstance(self.kernel, CryoKernel):
+            self.kernel.unit_watchdog_s = config.watchdog_ms / 1000
         self.status = DeviceStatus(config.name, config.type)
         self.session_id: int | None = None
         self._exec_lock = asyncio.Lock()
@@ -231,7 +233,7 @@ class DeviceSupervisor:
         if unseen == 0:
             return
         self._total_offset += unseen
-        if unseen > 0 and self.session_id is not None:
+        if unseen > 0:
             self._record("pulses_unseen", {"count": unseen})
         self.handle(F.PulsesUnseen(unseen, self.clock()))
 
@@ -245,8 +247,8 @@ class DeviceSupervisor:
             else:
                 await self.driver.limit_freeze(0)
             self._failsafe_pending = False
-        except DeviceError:
-            pass  # e.g. still thawing: the poll loop tries again
+        except DriverError:
+            pass  # still thawing, preempted by a STOP, link down: the poll loop tries again
 
     # ------------------------------------------------------------------ time and polling
     async def _tick_loop(self) -> None:
@@ -343,7 +345,9 @@ class DeviceSupervisor:
         return record
 
     def _record(self, kind: str, data: dict[str, Any]) -> None:
-        if self.session_id is None:
+        """Pulses and freezes go to the session's records; outside a session a pulse (which the
+        kernel treats as uncommanded) is still kept, in the audit log."""
+        if self.session_id is None and kind not in ("pulse", "pulses_unseen"):
             return
         try:
             self.record(kind, data)
@@ -433,12 +437,15 @@ class DeviceSupervisor:
         self.hub.publish({"type": "alarm", "device": self.config.name, "message": alarm, "detail": problems})
         self._publish_status()
 
-    async def stop_and_confirm(self, origin: str) -> bool:
-        """A person's STOP: True only when the unit confirmed its safe state."""
+    def stop_and_confirm(self, origin: str) -> "asyncio.Future[bool]":
+        """A person's STOP, decided now (before this returns); the future tells whether the
+        unit confirmed its safe state."""
         self.handle(F.StopRequested(origin, self.clock()))
         if self._stop_task is None:
-            return False
-        return await asyncio.shield(self._stop_task)
+            done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            done.set_result(False)
+            return done
+        return asyncio.shield(self._stop_task)
 
     async def _execute(self, decisions: list[Decision], reprogram: bool = False) -> None:
         """Program limits the kernel decided on its own (after a reboot or reconnect). A failure

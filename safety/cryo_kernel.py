@@ -7,6 +7,7 @@ between cycles, and treats a freeze or an open valve it did not expect as uncomm
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 from .checklist import open_items
@@ -31,6 +32,12 @@ from .plans import CryoPlan
 BACKUP_MARGIN_S = 0.5  # the unit's own timer ends a freeze; the host stops it this much later
 OVERSHOOT_C = 10.0  # tip colder than target by this much: the regulation has failed
 TELEMETRY_HZ = 10
+LOST_LINK_MARGIN_S = 0.1  # a line in flight when the link went
+
+
+def tenth_down(seconds: float) -> float:
+    """The unit takes tenths of a second: never round a limit up past what is left."""
+    return math.floor(seconds * 10 + 1e-6) / 10
 
 
 class CryoKernel(KernelBase):
@@ -50,6 +57,9 @@ class CryoKernel(KernelBase):
         self.lost_freeze_s: float | None = None
         #: the seconds of the last freeze the kernel ended on its own (for the records)
         self.last_lost_s: float | None = None
+        #: the unit's watchdog: a unit the host lost stops freezing at the latest this long after
+        #: the last request it heard (the service sets what it programmed)
+        self.unit_watchdog_s = 1.0
 
     @property
     def cryo_plan(self) -> CryoPlan:
@@ -72,7 +82,7 @@ class CryoKernel(KernelBase):
             Program("telemetry_hz", TELEMETRY_HZ),  # the silence monitor counts on it
             Program("target_c", plan.target_c),
             Program("thaw_min_s", plan.thaw_min_s),
-            Program("freeze_limit_s", round(min(plan.freeze_cap_s, self.remaining_exposure_s), 1)),
+            Program("freeze_limit_s", tenth_down(min(plan.freeze_cap_s, self.remaining_exposure_s))),
         ]
 
     def _observe(self, fact: object) -> None:
@@ -83,8 +93,8 @@ class CryoKernel(KernelBase):
             self.freezing_since = None
             self.last_end_at = None
         elif isinstance(fact, FreezeStartSeen):
-            if self.freeze_allowed is not None:
-                self.freeze_seconds = self.freeze_allowed[0]
+            # an uncommanded freeze gets no seconds of its own: only the backup margin
+            self.freeze_seconds = self.freeze_allowed[0] if self.freeze_allowed is not None else 0.0
             self.freezing_since = fact.at
             self.freeze_allowed = None
         elif isinstance(fact, FreezeEndSeen):
@@ -104,6 +114,11 @@ class CryoKernel(KernelBase):
                 # the unit cannot report this freeze's end any more (or only much later): it ends
                 # here, counted up to the loss, so the kernel never waits for an end that never comes
                 counted = max(0.0, fact.at - self.freezing_since)
+                if isinstance(fact, LinkLost):
+                    # the unit may freeze on, unseen, until its watchdog ends it (its own timer may
+                    # have failed): count the longest it can have run (over-counting only shortens
+                    # the session)
+                    counted += self.unit_watchdog_s + LOST_LINK_MARGIN_S
                 self.exposure_s += counted
                 self.cycles_done += 1
                 self.last_end_at = fact.at
@@ -154,7 +169,7 @@ def freeze_gates(kernel: CryoKernel, fact: FreezeRequested) -> list[Decision]:
     if kernel.last_end_at is not None and fact.at - kernel.last_end_at < plan.thaw_min_s:
         wait = plan.thaw_min_s - (fact.at - kernel.last_end_at)
         return [Refuse(f"let the skin thaw: {wait:.0f} s more", Hazard.H06_CUMULATIVE_COLD)]
-    limit = round(min(plan.freeze_cap_s, kernel.remaining_exposure_s), 1)
+    limit = tenth_down(min(plan.freeze_cap_s, kernel.remaining_exposure_s))
     return [Program("freeze_limit_s", limit), AllowFreeze(fact.seconds)]
 
 

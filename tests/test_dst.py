@@ -15,12 +15,6 @@ from tests.dst.world import World
 FIXED_SEEDS = range(1000, 1200)  # 200 seeds, every fault kind not pending a fix
 FIXED_DURATION_S = 20.0
 PENDING_FIX = {
-    "a_unit_ignores_stop_seed": "a: a unit that ignores STOP keeps freezing and the service trusts its reply",
-    "c_estop_races_freeze_seed": "c: STOP does not cancel a freeze in progress (FREEZE written after the STOP)",
-    "c_second_tab_stop_races_arm_seed": "c: STOP does not cancel an arm in progress (LIMIT PULSES n, STOP, READY)",
-    "d_pulses_lost_while_unplugged": "d: pulses fired while the link was down are never reconciled",
-    "e_lockout_session_completed": "e: a session ends 'completed' after a lock-out",
-    "g_failed_programming_step": "g: a refused THAWMIN still leaves the session active",
 }
 
 

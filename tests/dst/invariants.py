@@ -18,7 +18,8 @@ every practitioner action, and a 100 ms tick of the virtual clock. A violation r
 5. ``lockout-acknowledged``: no lock-out is cleared without an audited acknowledgement;
    ``decisions-recorded``: every Stop/Lockout/Pause decided during a session is in the audit log;
    ``audit-verifies``: the audit chain verifies at the end.
-6. ``ended-safe``: a session never ends while its unit emits or freezes;
+6. ``ended-safe``: a session never ends "completed" while its unit emits or freezes (a unit that
+   did not confirm the end's STOP ends the session "stopped by safety", with the device locked);
    ``completed-after-lockout``: a session with a lock-out nobody acknowledged never ends
    "completed"; ``reported-state``: the service never shows a safe state for a unit that has been
    emitting or freezing for longer than ``STOP_CONFIRM_S``.
@@ -222,7 +223,10 @@ class Checker:
         if not unit.powered or model.state != "FREEZING":
             return
         kernel: Any = self.world.supervisors["cryo"].kernel
-        cap = kernel.cryo_plan.freeze_cap_s if kernel.plan is not None else 0.0
+        if kernel.plan is not None:
+            self._cryo_cap = kernel.cryo_plan.freeze_cap_s
+        # a session that just ended (its STOP still on the wire) keeps the cap the freeze began under
+        cap = getattr(self, "_cryo_cap", 0.0) if model._freeze_start >= getattr(self, "_cryo_cap_since", -1.0) else 0.0
         elapsed = self.world.now() - model._freeze_start
         if elapsed > cap + BACKUP_MARGIN_S + FREEZE_SLACK_S:
             self.fail("freeze-cap", f"cryo: a freeze has run {elapsed:.2f} s, beyond its cap of {cap} s "
@@ -242,10 +246,10 @@ class Checker:
 
     # ------------------------------------------------------------------ actions
     def after_end(self, device: str, session_id: int, locked_before: str | None) -> None:
-        if not self.unit_safe(device):
-            self.fail("ended-safe", f"session {session_id} ended while the {device} unit is "
-                                    f"{self.world.ports[device].unit.model.state}")
         outcome = self.world.store.one("SELECT outcome FROM sessions WHERE id = ?", (session_id,))["outcome"]
+        if not self.unit_safe(device) and (outcome == "completed" or not self.world.supervisors[device].kernel.locked):
+            self.fail("ended-safe", f"session {session_id} ended '{outcome}' while the {device} unit is "
+                                    f"{self.world.ports[device].unit.model.state}")
         if locked_before and outcome == "completed":
             self.fail("completed-after-lockout", f"session {session_id} ended '{outcome}' with the lock-out "
                                                  f"'{locked_before}' never acknowledged")
@@ -257,8 +261,12 @@ class Checker:
     def final(self) -> None:
         world = self.world
         store = world.store
-        rows = store.one("SELECT COUNT(*) AS n FROM pulses")["n"]
-        not_seen = world.pulses_reported_not_seen()
+        # outside a session (uncommanded) pulses are kept in the audit log, not as session rows
+        outside = store.one("SELECT COUNT(*) AS n FROM audit WHERE action = 'pulse.outside_session'")["n"]
+        unseen_outside = store.one("SELECT COALESCE(SUM(json_extract(detail, '$.count')), 0) AS n FROM audit "
+                                   "WHERE action = 'pulses.unseen' AND json_extract(detail, '$.session') IS NULL")["n"]
+        rows = store.one("SELECT COUNT(*) AS n FROM pulses")["n"] + outside + unseen_outside
+        not_seen = world.pulses_reported_not_seen() + unseen_outside
         if not self.emitted == self.host_seen + not_seen == rows:
             self.fail("pulse-accounting", f"the laser emitted {self.emitted} pulses, the host saw {self.host_seen}, "
                                           f"reported {not_seen} not seen, and {rows} pulse rows were recorded")

@@ -83,6 +83,8 @@ class UnitPort:
         self.unit = unit
         self.backdoor = backdoor
         self.latency_to_unit_s = latency_to_unit_s
+        self._in_flight_to_unit: deque[tuple[bytes, int]] = deque()
+        self._in_flight_to_host: deque[tuple[bytes, int]] = deque()
         self.latency_to_host_s = latency_to_host_s
         self.wire = wire
         self.plugged = True
@@ -164,9 +166,13 @@ class UnitPort:
             del self._to_unit[: end + 1]
             for listener in self.on_host_write:
                 listener(self, line)
-            self.loop.call_later(self.latency_to_unit_s, self._deliver_to_unit, line, self._generation)
+            self._in_flight_to_unit.append((line, self._generation))
+            self.loop.call_later(self.latency_to_unit_s, self._deliver_next_to_unit)
 
-    def _deliver_to_unit(self, line: bytes, generation: int) -> None:
+    def _deliver_next_to_unit(self) -> None:
+        # a serial line is FIFO: the loop does not order timers due at the same instant, so each
+        # timer delivers the oldest line in flight, not the one it was armed for
+        line, generation = self._in_flight_to_unit.popleft()
         if generation != self._generation or not self.plugged:
             return  # the cable was pulled while the line was on its way
         self.wire.add(self.loop.time(), self.name, ">", line)
@@ -187,9 +193,11 @@ class UnitPort:
         while (end := self._to_host.find(b"\n")) >= 0:
             line = bytes(self._to_host[: end + 1])
             del self._to_host[: end + 1]
-            self.loop.call_later(self.latency_to_host_s, self._deliver_to_host, line, self._generation)
+            self._in_flight_to_host.append((line, self._generation))
+            self.loop.call_later(self.latency_to_host_s, self._deliver_next_to_host)
 
-    def _deliver_to_host(self, line: bytes, generation: int) -> None:
+    def _deliver_next_to_host(self) -> None:
+        line, generation = self._in_flight_to_host.popleft()  # FIFO, as above
         host = self.host
         if generation != self._generation or host is None or not host.open_:
             return

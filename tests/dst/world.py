@@ -59,24 +59,14 @@ FAULT_KINDS = frozenset({
 
 #: fault kinds whose random injection violates an invariant today, switched off in the fixed
 #: seed set until the fail-safe fixes land (tests/dst/regressions.py pins each defect)
-FAULTS_PENDING_FIX: frozenset[str] = frozenset({
-    "ignore_stop",  # a: the service trusts the STOP reply (stop-confirmed, ended-safe)
-    "estop",        # c: an estop STOP races a freeze in progress and FREEZE is still written
-})
+FAULTS_PENDING_FIX: frozenset[str] = frozenset()
 
 #: invariants the service cannot hold yet for any seed (no notion of it exists yet)
-CHECKS_PENDING_FIX: frozenset[str] = frozenset({
-    "decisions-recorded",       # e: kernel decisions are not recorded with the session
-    "completed-after-lockout",  # e: a session ends "completed" after a lock-out
-    "pulse-accounting",         # d: pulses lost on the wire (unplug, mute, silence, noise) are never reconciled
-    "freeze-accounting",        # d: a freeze whose end event is lost is never recorded
-    "freeze-cap",               # g: a session started while the unit thaws is active with its limits refused
-    "service-raises",           # a freeze preempted by a STOP raises the driver's Preempted, not a refusal
-})
+CHECKS_PENDING_FIX: frozenset[str] = frozenset()
 
 #: a second "tab" acting on the same session concurrently (STOP racing an arm or a freeze in
 #: progress) breaks an invariant today: the fixed seed set runs one tab per device until fixed
-SECOND_TAB_PENDING_FIX = True
+SECOND_TAB_PENDING_FIX = False
 
 DEFAULT_DURATION_S = 60.0
 SETTLE_S = 5.0
@@ -188,8 +178,9 @@ class World:
         return int(row["n"]) if row else 0
 
     def pulses_reported_not_seen(self) -> int:
-        """Pulses the service says it did not see (none: the service has no such notion yet)."""
-        return 0
+        """Pulses the service recorded as fired by the unit but not seen by the host."""
+        row = self.store.one("SELECT COUNT(*) AS n FROM pulses WHERE seen = 0")
+        return int(row["n"]) if row else 0
 
     def freeze_reported_lost_s(self) -> float:
         """Freeze time the service says it could not record (none: no such notion yet)."""
@@ -357,7 +348,7 @@ class World:
                 self.checker.after_end(device, sid, locked)
         elif roll < 0.16:
             self.actions += 1
-            self.sessions.stop(user, rng.choice(STOP_ORIGINS), device if self.tabs == 1 or rng.random() < 0.8 else None)
+            asyncio.ensure_future(self.sessions.stop(user, rng.choice(STOP_ORIGINS), device if self.tabs == 1 or rng.random() < 0.8 else None))
             self.checker.step()
         elif roll < 0.24:
             await self.act("acknowledge", _sync(self.sessions.acknowledge, user, sid))
