@@ -172,8 +172,8 @@ class DeviceSupervisor:
     async def _on_link_up(self) -> None:
         """Stop the unit, make sure it is the unit configured, reconcile its counters, then let
         it be used (never armed)."""
-        await self._enforce_stop()
         try:
+            await self.driver.stop()  # at once, before anything is known; verified once identified
             idn = await self.driver.idn()
             await self.driver.set_watchdog(self.config.watchdog_ms)
         except ValidationError:
@@ -186,6 +186,8 @@ class DeviceSupervisor:
         if idn.model != MODELS[self.config.type]:
             self._refuse_unit(f"{idn.model} ({idn.serial})")
             return
+        if not await self._enforce_stop():
+            return  # escalated: silent toward the unit, locked, alarm shown
         if self.status.serial not in (None, idn.serial):
             self._total_offset = None  # another unit of the same kind: its counters are its own
         self.status.serial, self.status.model = idn.serial, idn.model

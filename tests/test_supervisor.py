@@ -12,7 +12,7 @@ from safety import facts as F
 from safety.decisions import Refuse
 from simulators.host import SimulatorHost, SimulatorThread
 from simulators.units import build_unit
-from tests.safety_scenarios import LASER_PLAN
+from tests.safety_scenarios import CONTEXT, GOOD, LASER_PLAN
 
 
 async def until(predicate: Any, timeout: float = 5.0) -> None:
@@ -44,4 +44,47 @@ async def test_a_lost_link_cannot_be_reconfirmed_until_limits_are_programmed_aga
             assert supervisor.handle(F.Reconfirmed("practitioner", supervisor.clock())) == []
             assert supervisor.kernel.paused is None and not supervisor.kernel.armed
         finally:
+            await supervisor.close()
+
+
+async def test_swapped_cables_are_refused_naming_both(tmp_path: Any) -> None:
+    """The laser's port configured as the cryo unit: never 'connected', never used."""
+    host = SimulatorHost(*build_unit("laser"), link=str(tmp_path / "laser"))
+    with SimulatorThread(host):
+        supervisor = DeviceSupervisor(DeviceConfig(name="cryo", type="cryo", port=str(tmp_path / "laser")), Hub(),
+                                      lambda kind, data: None)
+        await supervisor.start()
+        try:
+            await until(lambda: supervisor.status.refused is not None)
+            assert not supervisor.status.connected
+            assert "QS-1064" in supervisor.status.refused and "CP-2" in supervisor.status.refused
+            assert "check the cables" in supervisor.status.refused
+        finally:
+            await supervisor.close()
+
+
+async def test_a_laser_that_ignores_stop_is_left_to_its_watchdog_and_locked(tmp_path: Any) -> None:
+    """A unit over a pty that answers STOP with READY: never reported stopped; the host goes
+    silent so the unit's watchdog stops it, and the device is locked with the alarm."""
+    host = SimulatorHost(*build_unit("laser"), link=str(tmp_path / "laser"))
+    with SimulatorThread(host) as sims:
+        supervisor = DeviceSupervisor(DeviceConfig(name="laser", type="laser", port=str(tmp_path / "laser")), Hub(),
+                                      lambda kind, data: None)
+        await supervisor.start()
+        try:
+            await until(lambda: supervisor.status.connected)
+            await supervisor.run_decisions(F.SessionOpened(LASER_PLAN, supervisor.clock()))
+            await until(lambda: supervisor.kernel.spot_mm is not None, timeout=5)
+            sims.call("ignore_stop", 0, on=True)
+            await supervisor.request(F.ArmRequested("practitioner", GOOD, CONTEXT, supervisor.clock()))
+            await until(lambda: sims.call("truth", 0)["state"] == "READY")
+            confirmed = await supervisor.stop_and_confirm("test")
+            assert confirmed is False
+            assert supervisor.kernel.locked and "did not confirm STOP" in supervisor.kernel.locked
+            assert supervisor.status.alarm and "emergency stop" in supervisor.status.alarm
+            await until(lambda: sims.call("truth", 0)["state"] == "STANDBY", timeout=3)  # its watchdog
+            truth = sims.call("truth", 0)
+            assert truth["watchdog_fired_at"], "the unit's own watchdog ended it"
+        finally:
+            sims.call("ignore_stop", 0, on=False)
             await supervisor.close()
