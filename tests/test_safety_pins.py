@@ -278,6 +278,23 @@ def test_the_last_pulse_of_the_budget_can_still_be_armed_for() -> None:
     assert has(refusal, Refuse, Hazard.H01_OVERTREATMENT) and not has(refusal, AllowArm)
 
 
+@pytest.mark.parametrize("offset_mj", [-50, -1, 1, 50])
+def test_a_pulse_at_any_other_setting_than_the_plans_locks(offset_mj: int) -> None:
+    """A unit firing at a setting the plan does not name (lower too) is not holding its programming."""
+    decisions = pulse(armed_laser(LaserKernel), 1, 2.0, set_mj=LASER_PLAN.energy_mj + offset_mj)
+    assert locks(decisions, Hazard.H02_EXCESS_ENERGY)
+
+
+def test_the_pulse_limit_programmed_after_a_reboot_is_never_negative() -> None:
+    """LIMIT PULSES takes 0-10000: beyond the budget the unit is given 0, not a negative count."""
+    kernel = armed_laser(LaserKernel)
+    budget = LASER_PLAN.pulse_budget
+    for n in range(1, budget + 2):
+        pulse(kernel, n, 2.0 + n * 0.01)
+    assert kernel.pulses == budget + 1
+    assert Program("pulse_limit", 0) in kernel.handle(BootSeen(at=10.0))
+
+
 @pytest.mark.parametrize(("monitor_mj", "locked"), [(301.0, False), (302.0, True)])
 def test_pulse_fluence_above_the_cap_with_tolerance_locks(monitor_mj: float, locked: bool) -> None:
     """After a swap to the 2 mm handpiece a pulse still in flight is measured with the fitted spot:
@@ -346,6 +363,7 @@ def test_the_thaw_gate_holds_until_the_plans_thaw_time() -> None:
     waiting = cryo_request(kernel, 15.0, 26.0)
     assert has(waiting, Refuse, Hazard.H06_CUMULATIVE_COLD)
     assert "20 s more" in waiting[0].reason  # type: ignore[attr-defined]
+    assert "10 s more" in cryo_request(kernel, 15.0, 36.0)[0].reason  # type: ignore[attr-defined]
     for after_s in (1.0, 15.0, 16.0, 29.0, 29.9):
         decisions = cryo_request(kernel, 15.0, 16.0 + after_s)
         assert has(decisions, Refuse, Hazard.H06_CUMULATIVE_COLD) and not has(decisions, AllowFreeze), after_s
@@ -448,6 +466,55 @@ def test_the_programmed_freeze_limit_never_exceeds_the_exposure_left() -> None:
     assert Program("freeze_limit_s", 18.6) in cryo_request(kernel, 5.0, 40.0)
 
 
+def test_a_shorter_count_from_the_unit_adds_nothing_to_what_was_counted() -> None:
+    kernel, _ = lost_after(0.3)  # 0.3 s seen + 1.1 s the unit may have run on unseen
+    kernel.handle(FreezeEndSeen("wdt", 0.25, at=5.1))  # the unit counted less than the host did
+    assert kernel.exposure_s == pytest.approx(1.4) and kernel.cycles_done == 1
+
+
+def test_a_new_freezes_end_counts_normally_when_the_lost_ones_never_came() -> None:
+    kernel, _ = lost_after(0.3)  # the lost freeze's own end is never reported
+    kernel.handle(LimitsReprogrammed(at=6.0))
+    kernel.handle(Reconfirmed(Role.PRACTITIONER, at=6.5))
+    assert has(cryo_request(kernel, 5.0, 40.0), AllowFreeze)
+    kernel.handle(FreezeStartSeen(at=40.0))
+    kernel.handle(FreezeEndSeen("timeout", 5.0, at=45.0))
+    assert kernel.freezing_since is None and kernel.cycles_done == 2
+    assert kernel.exposure_s == pytest.approx(6.4)
+    assert not has(kernel.handle(ClockTick(at=60.0)), Stop)  # nothing is freezing any more
+
+
+def test_a_freeze_end_without_its_start_still_counts() -> None:
+    kernel = CryoKernel()
+    kernel.handle(SessionOpened(SHORT_TOTAL, at=0.0))
+    assert has(kernel.handle(FreezeEndSeen("timeout", 5.0, at=1.0)), Stop)  # its start event was lost
+    assert kernel.exposure_s == 5.0 and kernel.cycles_done == 1
+
+
+def test_exposure_past_the_cap_programs_a_zero_freeze_limit() -> None:
+    """The unit's own end can come a little after the host's cap: LIMIT FREEZE takes 0-60, so 0."""
+    kernel = two_freezes(10.0, 9.0)
+    assert has(cryo_request(kernel, 1.0, 200.0), AllowFreeze)  # the last second
+    kernel.handle(FreezeStartSeen(at=200.0))
+    kernel.handle(FreezeEndSeen("stop", 1.4, at=201.4))  # the unit ended it late
+    assert kernel.exposure_s == pytest.approx(20.4)
+    assert Program("freeze_limit_s", 0.0) in kernel.handle(BootSeen(at=300.0))
+
+
+def test_an_uncommanded_freeze_counts_as_a_cycle() -> None:
+    kernel = freezing_cryo(CryoKernel, 5.0)
+    kernel.handle(FreezeEndSeen("timeout", 5.0, at=6.0))
+    assert has(cryo_request(kernel, 5.0, 40.0), AllowFreeze)
+    kernel.handle(FreezeStartSeen(at=40.0))
+    kernel.handle(FreezeEndSeen("timeout", 5.0, at=45.0))
+    assert locks(kernel.handle(FreezeStartSeen(at=80.0)), Hazard.H05_OVERFREEZING)  # nobody asked
+    kernel.handle(FreezeEndSeen("stop", 1.0, at=81.0))
+    kernel.handle(LockoutAcknowledged(Role.TECHNICIAN, at=82.0))
+    assert kernel.cycles_done == 3 > CRYO_PLAN.cycles
+    refused = cryo_request(kernel, 5.0, 200.0)
+    assert has(refused, Refuse, Hazard.H06_CUMULATIVE_COLD) and not has(refused, AllowFreeze)
+
+
 def test_the_backup_timer_gives_an_uncommanded_freeze_only_the_margin() -> None:
     kernel = CryoKernel()
     kernel.handle(SessionOpened(CRYO_PLAN, at=0.0))
@@ -499,6 +566,9 @@ def test_a_freeze_running_after_disarm_is_still_watched() -> None:
     kernel.handle(StopRequested("screen", at=2.0))
     assert has(kernel.handle(CryoInputsSeen(False, "NONE", at=2.2)), Stop, Hazard.H05_OVERFREEZING)
     assert not has(kernel.handle(CryoInputsSeen(False, "P3", at=2.3)), Stop)
+    kernel = freezing_cryo(CryoKernel)
+    from_the_line = "probe=NONE".split("=")[1]  # built at run time, as the driver parses it
+    assert has(kernel.handle(CryoInputsSeen(False, from_the_line, at=2.2)), Stop, Hazard.H05_OVERFREEZING)
 
 
 def test_cryo_silence_limit_is_half_a_second() -> None:
