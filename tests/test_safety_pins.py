@@ -520,6 +520,7 @@ def test_the_backup_timer_gives_an_uncommanded_freeze_only_the_margin() -> None:
     kernel.handle(SessionOpened(CRYO_PLAN, at=0.0))
     assert locks(kernel.handle(FreezeStartSeen(at=1.0)), Hazard.H05_OVERFREEZING)
     assert not has(kernel.handle(TipSeen(-40.0, True, at=1.4)), Stop)
+    assert not has(kernel.handle(TipSeen(-40.0, True, at=1.5)), Stop)  # exactly the margin
     assert has(kernel.handle(TipSeen(-40.0, True, at=1.6)), Stop, Hazard.H05_OVERFREEZING)  # the STOP again
 
 
