@@ -194,7 +194,8 @@ class DeviceSupervisor:
         self.status.connected = True
         self.status.refused = None
         try:
-            await self._reconcile_counts()
+            async with self._exec_lock:  # one reconciliation at a time: each moves the offset
+                await self._reconcile_counts()
         except DriverError as exc:
             self.status.last_reason = f"could not read the unit's counters: {exc}"
         self._failsafe_pending = self.kernel.plan is None
@@ -220,6 +221,13 @@ class DeviceSupervisor:
         log.error("%s: %s", self.config.name, self.status.refused)
         self._publish_status()
         self._spawn(self.driver.close())
+
+    async def _reconcile_quietly(self) -> None:
+        try:
+            async with self._exec_lock:
+                await self._reconcile_counts()
+        except DriverError:
+            pass  # the link is down or the unit silent: link-up reconciles again
 
     async def _reconcile_counts(self) -> None:
         """Count what the host did not see: compare the unit's lifetime pulse total with the
@@ -273,6 +281,8 @@ class DeviceSupervisor:
             self.status.details = details
             if isinstance(self.driver, LaserDriver):
                 self.handle(F.SpotSeen(details["spot_mm"], self.clock()))
+                if not self._exec_lock.locked():
+                    await self._reconcile_quietly()  # whatever was lost unnoticed is counted within a poll
             await self._program_failsafe()
             self._publish_status()
 
@@ -317,6 +327,7 @@ class DeviceSupervisor:
             fact = F.BootSeen(now)
         elif isinstance(event, (EventGap, MalformedEvent)):
             fact = F.EventGapSeen(getattr(event, "missing", 1), now)  # a lost or unreadable event
+            self._spawn(self._reconcile_quietly())  # a lost event may have been a pulse
         elif isinstance(event, LinkDown):
             self.status.connected = False
             self.status.last_reason = event.reason
