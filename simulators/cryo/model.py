@@ -171,12 +171,12 @@ class CryoModel(UnitModel):
 
     def _check_causes(self) -> None:
         causes = self._faults.causes
-        present = {
-            "C01": self.sensor_open,
-            "C02": self.valve_stuck and self._cooling_while_shut > VALVE_STUCK_S,
-            "C03": self.level < EMPTY_LEVEL,
-            "C04": self.pressure > OVERPRESSURE_BAR,
-        }
+        stuck = self.valve_stuck and self._cooling_while_shut > VALVE_STUCK_S
+        empty = self.level < EMPTY_LEVEL
+        over = self.pressure > OVERPRESSURE_BAR
+        if not (self.sensor_open or stuck or empty or over or causes):
+            return  # no cause present and none to clear: the usual case, checked every step
+        present = {"C01": self.sensor_open, "C02": stuck, "C03": empty, "C04": over}
         for code, on in present.items():
             if on:
                 causes.add(code)
@@ -245,7 +245,8 @@ class CryoModel(UnitModel):
             self._next_telem += 1.0 / self.telem
             if self._next_telem <= now:  # fell behind: no burst of stale samples
                 self._next_telem = now + 1.0 / self.telem
-        crossed = any(self.level < mark <= level_before for mark in LEVEL_THRESHOLDS)
+        # (the level only moves while cryogen flows: no mark can be crossed otherwise)
+        crossed = self.level != level_before and any(self.level < mark <= level_before for mark in LEVEL_THRESHOLDS)
         self._level_seen = self.level
         if now >= self._next_level or crossed:
             self.emit("LEVEL", level=f"{self.level:.1f}", pressure=f"{self.pressure:.1f}")

@@ -87,6 +87,7 @@ class DeviceWatch:
     bad_pulses: set[int] = field(default_factory=set)
     bad_seen_at_seq: int | None = None
     decisions: list[tuple[int, str, str]] = field(default_factory=list)  # (session, kind, reason)
+    open_plan: tuple[int, Any] | None = None  # the last session seen open with its plan
 
 
 class Checker:
@@ -164,13 +165,16 @@ class Checker:
         watch = self.devices["laser"]
         supervisor = world.supervisors["laser"]
         kernel = supervisor.kernel
-        session = supervisor.session_id
-        if session is None or kernel.plan is None:
-            self.fail("budget", f"pulse {truth.n} ({truth.emitted_mj:.1f} mJ) emitted with no session open")
-            return
+        session, plan = supervisor.session_id, kernel.plan
+        if session is None or plan is None:
+            # the session just closed and its STOP is still on the wire: the unit fires under the
+            # plan it was armed with (invariant 4 bounds how long that may last)
+            if watch.stop_pending_since is None or watch.open_plan is None:
+                self.fail("budget", f"pulse {truth.n} ({truth.emitted_mj:.1f} mJ) emitted with no session open")
+                return
+            session, plan = watch.open_plan
         count = watch.session_pulses.get(session, 0) + 1
         watch.session_pulses[session] = count
-        plan = kernel.plan
         if count > plan.pulse_budget:
             self.fail("budget", f"session {session}: pulse {count} emitted, beyond the plan's budget of {plan.pulse_budget}")
         set_mj = truth.set_mj
@@ -194,6 +198,8 @@ class Checker:
         for device, watch in self.devices.items():
             safe = self.unit_safe(device)
             supervisor = self.world.supervisors[device]
+            if supervisor.session_id is not None and supervisor.kernel.plan is not None:
+                watch.open_plan = (supervisor.session_id, supervisor.kernel.plan)
             if safe:
                 watch.stop_pending_since = None
                 watch.unsafe_since = None
@@ -247,7 +253,11 @@ class Checker:
     # ------------------------------------------------------------------ actions
     def after_end(self, device: str, session_id: int, locked_before: str | None) -> None:
         outcome = self.world.store.one("SELECT outcome FROM sessions WHERE id = ?", (session_id,))["outcome"]
-        if not self.unit_safe(device) and (outcome == "completed" or not self.world.supervisors[device].kernel.locked):
+        supervisor = self.world.supervisors[device]
+        # an unreachable unit (link down, or the host silent toward it) is left to its own
+        # watchdog; ``stop-confirmed`` holds it to the same bound as any other unconfirmed STOP
+        unreachable = outcome.startswith("interrupted:") and not supervisor.status.connected
+        if not self.unit_safe(device) and (outcome == "completed" or not (supervisor.kernel.locked or unreachable)):
             self.fail("ended-safe", f"session {session_id} ended '{outcome}' while the {device} unit is "
                                     f"{self.world.ports[device].unit.model.state}")
         if locked_before and outcome == "completed":
