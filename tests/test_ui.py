@@ -137,6 +137,7 @@ def test_whole_laser_session_on_screen(page: Page, system: tuple[BenchProcess, S
     expect(page.locator("#remaining")).to_have_text("0")
     assert bench.laser("truth")["count"] == budget
     page.click("#endsession")
+    page.click("#end-yes")
     expect(page.locator("#aftercare")).to_contain_text("No sun or solarium for 2 weeks")
     shot(page, "09-aftercare")
 
@@ -186,6 +187,7 @@ def test_whole_cryo_freeze_on_screen(page: Page, system: tuple[BenchProcess, Ser
     assert bench.cryo("truth")["freezes"][-1]["dur_s"] == pytest.approx(4.0, abs=0.05)  # what was typed
     expect(page.locator("#device-state")).to_contain_text("thawing")
     page.click("#endsession")
+    page.click("#end-yes")
     expect(page.locator("#aftercare")).to_contain_text("Scales fall off in 2-3 weeks")
 
 

@@ -59,7 +59,10 @@ function live(msg) {
     S.tips.push([Date.now(), msg.event.tip_c, msg.event.target_c]);
     if (S.tips.length > 600) S.tips.shift();
   }
-  if (msg.type === "event" || msg.type === "decision") scheduleRefresh();
+  if (msg.type === "decision") decisionNote(msg.device, msg.decision, msg.reason);
+  if (msg.type === "alarm") alarmNote(msg.device, msg.message);
+  if (msg.type === "event" || msg.type === "decision" || msg.type === "status") scheduleRefresh();
+  if (msg.type === "hello" || msg.type === "status") syncConditionNotes();
   renderBanners();
 }
 
@@ -75,6 +78,44 @@ async function refreshSession() {
 }
 
 // ------------------------------------------------------------------ banners
+// Two kinds: conditions (door open, connection lost: shown while true) and notes, the reasons
+// (refusals, STOPs, lock-outs, alarms) that stay until a person dismisses them. A re-render of
+// any screen never erases a note; a note whose cause is still present cannot be dismissed yet.
+S.notes = [];
+function note(key, kind, text, active = false) {
+  let n = S.notes.find((x) => x.key === key);
+  if (!n) { n = { key, kind, text, active, at: new Date().toTimeString().slice(0, 5) }; S.notes.push(n); }
+  else Object.assign(n, { kind, text, active });
+  renderBanners();
+}
+function dismiss(key) { S.notes = S.notes.filter((n) => n.key !== key || n.active); renderBanners(); }
+function refusalNote(device, reason) { note(`Refuse:${device}:${reason}`, "warn", `Not done: ${reason}. Deal with this, then try again.`); }
+function alarmNote(device, message) {
+  note(`alarm:${device}`, "alarm", `ALARM — ${message}. Then acknowledge the ${device} once it is safe.`, !!(S.devices[device] || {}).alarm);
+}
+function decisionNote(device, kind, reason) {
+  if (kind === "Refuse") return refusalNote(device, reason);
+  if (kind === "Stop" && /^(session opened|session ended|freeze ended \()/.test(reason)) return;  // routine, not a reason
+  const words = {
+    Stop: ["bad", `${device} stopped: ${reason}. It is in its safe state; nothing fires or freezes until a practitioner arms again.`],
+    Pause: ["warn", `${device} paused: ${reason}. Check the settings, then tap Re-confirm session.`],
+  }[kind];
+  if (words) note(`${kind}:${device}:${reason}`, words[0], words[1]);
+}
+function syncConditionNotes() {
+  // alarms, swapped units and lock-outs of every device: kept active while the device reports them
+  for (const [name, d] of Object.entries(S.devices)) {
+    const conditions = [[`alarm:${name}`, d.alarm, "alarm", `ALARM — ${d.alarm}. Then acknowledge the ${name} once it is safe.`],
+      [`refused:${name}`, d.refused, "alarm", `${name} refused: ${d.refused}. Connect the right unit to this port; nothing runs on it until then.`],
+      [`locked:${name}`, d.locked, "bad", `${name} locked: ${d.locked}. Deal with the cause, then tap Acknowledge.`]];
+    for (const [key, value, kind, text] of conditions) {
+      const n = S.notes.find((x) => x.key === key);
+      if (value) note(key, kind, text, true);
+      else if (n && n.active) n.active = false;  // the cause is gone: the note stays until read
+    }
+  }
+}
+
 function renderBanners() {
   const out = [];
   if (S.token && !S.wsLive) out.push(["bad", "Connection to the service lost — reconnecting. If a device must stop now, use its emergency-stop button."]);
@@ -87,10 +128,23 @@ function renderBanners() {
     if (x.interlock === false) out.push(["bad", "Door interlock open — treatment stopped. Close the treatment-room door."]);
     if (x.key === false) out.push(["bad", "Key switch off — turn the key to continue."]);
     if (x.estop === true) out.push(["bad", "Emergency stop pressed — release it when the room is safe."]);
-    if (d.locked) out.push(["warn", `Locked: ${d.locked}. Acknowledge once the cause is dealt with.`]);
-    if (d.paused) out.push(["warn", `Paused: ${d.paused}.`]);
   }
-  $("#banners").innerHTML = out.map(([k, t]) => `<div class="banner ${k}" role="alert">${esc(t)}</div>`).join("");
+  const notes = S.token ? S.notes : [];
+  const html = out.map(([k, t]) => `<div class="banner ${k}" role="alert">${esc(t)}</div>`).join("")
+    + notes.map((n) => {
+      const dev = n.key.split(":")[1];
+      const ack = n.active && n.key.startsWith("locked:") ? `<button class="small" data-ack="${esc(dev)}">Acknowledge</button>` : "";
+      const act = n.active ? `<span class="until">until resolved</span>` : `<button class="small" data-dismiss="${esc(n.key)}">Dismiss</button>`;
+      return `<div class="banner note ${n.kind}" role="alert" data-note="${esc(n.key)}"><span>${esc(n.at)} · ${esc(n.text)}</span>${ack}${act}</div>`;
+    }).join("");
+  const el = $("#banners");
+  if (el.dataset.html === html) return;  // unchanged: no flicker, no lost taps
+  el.dataset.html = html; el.innerHTML = html;
+  el.querySelectorAll("[data-dismiss]").forEach((b) => b.onclick = () => dismiss(b.dataset.dismiss));
+  el.querySelectorAll("[data-ack]").forEach((b) => b.onclick = async () => {
+    try { S.devices[b.dataset.ack] = await api("POST", `/api/devices/${b.dataset.ack}/acknowledge`); syncConditionNotes(); renderBanners(); }
+    catch (e) { refusalNote(b.dataset.ack, e.message); }
+  });
 }
 
 // ------------------------------------------------------------------ login
@@ -279,63 +333,125 @@ function checklistScreen() {
 }
 
 // ------------------------------------------------------------------ treatment
+// A screen belongs to one session: it loads that session and shows the step it is at.
+async function openSession(id) {
+  try {
+    clearInterval(S.poll);
+    S.sessionId = id; S.session = await api("GET", `/api/sessions/${id}`);
+    if (S.session.state === "planned") return planReview();
+    if (S.session.state === "active") return treatmentScreen();
+    return reviewScreen();
+  } catch (e) { refusalNote("session", e.message); }
+}
+
 async function treatmentScreen() {
-  show(`<div id="treatment"></div>`);
+  show(`<div id="treatment"></div><div id="dialog" class="no-print"></div>`);
   if (S.session.state === "planned") {
-    try { S.session = await api("POST", `/api/sessions/${S.sessionId}/start`); } catch (e) { show(`<div id="treatment"></div><div id="message"></div>`); message(e.message); }
+    try { S.session = await api("POST", `/api/sessions/${S.sessionId}/start`); } catch (e) { refusalNote(S.session.device, e.message); }
   }
   clearInterval(S.poll);
   S.poll = setInterval(() => { if ($("#treatment")) refreshSession(); else clearInterval(S.poll); }, 700);
   renderTreatment();
 }
 
+// Why ARM must not be offered now (null: it may be): the kernel decides again on the service.
+function armBlock(s, d, fluence) {
+  const x = d.details || {}, plan = s.plan;
+  if (s.state !== "active") return `the session is ${s.state}`;
+  if (d.session_id !== undefined && d.session_id !== s.id) return `the ${s.device} is in another session`;
+  if (d.connected === false) return `the ${s.device} is disconnected`;
+  if (d.alarm) return "alarm: use the device's emergency stop";
+  if (d.locked) return "locked: acknowledge first";
+  if (d.paused) return "paused: re-confirm the session first";
+  if (x.interlock === false) return "door open: close the treatment-room door";
+  if (x.key === false) return "key switch off";
+  if (x.estop === true) return "emergency stop pressed";
+  if (d.state === "EMITTING") return "emitting";
+  if (d.state === "READY" || d.state === "CHARGING") return "armed: the footswitch fires";
+  if (d.state === "FAULT") return `fault ${d.fault || ""}`.trim();
+  if (d.remaining === 0) return "the pulse budget is spent";
+  if (!x.spot_mm) return "reading the handpiece…";
+  if (fluence > plan.fluence_cap_j_cm2 + 1e-9) return `fit the ${plan.spot_mm} mm handpiece: with the ${x.spot_mm} mm the fluence is above the cap`;
+  return null;
+}
+
 function renderTreatment() {
   const s = S.session; if (!s) return;
   const typing = document.activeElement && document.activeElement.id === "seconds";
-  const d = { ...(S.devices[s.device] || {}), ...(s.live || {}) };
+  const dev = S.devices[s.device] || {};
+  // only this session's live data: a device in another session shows whose it is, never its counts
+  const mine = s.live || (dev.session_id === s.id ? dev : null);
+  const d = mine ? { ...dev, ...mine } : { ...dev, pulses: undefined, remaining: undefined, cycles_done: undefined, exposure_s: undefined };
+  const other = !mine && dev.session_id ? dev.session_id : null;
   const state = d.connected === false ? "DISCONNECTED" : (d.state || "UNKNOWN");
   const words = { STANDBY: "standby — not armed", CHARGING: "charging", READY: "READY — footswitch fires", EMITTING: "EMITTING",
     IDLE: "idle", FREEZING: "FREEZING", THAW: "thawing", FAULT: "FAULT", DISCONNECTED: "disconnected", UNKNOWN: "unknown" };
   const laser = s.plan.modality === "laser";
   const x = d.details || {};
-  let body;
+  let body, block;
   if (laser) {
-    const fluence = x.spot_mm ? (s.plan.energy_mj / 1000 / (Math.PI * (x.spot_mm / 20) ** 2)).toFixed(2) : "?";
+    const f = x.spot_mm ? s.plan.energy_mj / 1000 / (Math.PI * (x.spot_mm / 20) ** 2) : null;
+    const over = f !== null && f > s.plan.fluence_cap_j_cm2 + 1e-9;
+    block = armBlock(s, d, f ?? 0);
     body = `<div class="panel"><h2>Pulses</h2><div class="counter" id="pulse-count">${d.pulses ?? s.pulses_recorded} <small>/ ${s.plan.pulse_budget}</small></div>
-        <p>remaining <b id="remaining">${d.remaining ?? "?"}</b></p></div>
-      <div class="panel"><h2>Settings</h2><table><tr><th>Energy</th><td>${s.plan.energy_mj} mJ</td></tr><tr><th>Fluence</th><td>${fluence} J/cm² (spot ${esc(x.spot_mm ?? "?")} mm)</td></tr>
+        <p>remaining <b id="remaining">${d.remaining ?? (s.state === "active" ? "?" : "—")}</b></p></div>
+      <div class="panel ${over ? "out" : ""}" id="values"><h2>Settings</h2><table><tr><th>Energy</th><td>${s.plan.energy_mj} mJ (cap ${s.plan.energy_cap_mj})</td></tr>
+        <tr><th>Fluence</th><td id="fluence">${f === null ? "?" : f.toFixed(2)} J/cm² (cap ${s.plan.fluence_cap_j_cm2}) ${over ? "<b>ABOVE THE PLAN</b>" : ""}</td></tr>
+        <tr><th>Handpiece</th><td>${esc(x.spot_mm ?? "?")} mm (plan ${s.plan.spot_mm} mm)</td></tr>
         <tr><th>Wavelength</th><td>${s.plan.wavelength_nm} nm</td></tr><tr><th>Rate</th><td>${s.plan.rate_hz} Hz</td></tr><tr><th>Head</th><td>${esc(x.temp_c ?? x.head_c ?? "?")} °C</td></tr></table></div>`;
   } else {
+    block = s.state !== "active" ? `the session is ${s.state}` : (other ? `the ${s.device} is in another session` : null);
     const left = d.state === "FREEZING" && x.elapsed_s !== undefined ? Math.max(0, (S.freezeSeconds || 0) - x.elapsed_s).toFixed(1) : "—";
     body = `<div class="panel"><h2>Tip</h2><div class="counter" id="tip">${esc(x.tip_c ?? "?")} <small>°C (target ${esc(s.plan.target_c)})</small></div>
         <p>freeze countdown <b id="countdown">${left}</b> s · cycles <b id="cycles">${d.cycles_done ?? s.freezes.length} / ${s.plan.cycles}</b> · exposure ${esc(d.exposure_s ?? 0)} / ${s.plan.total_exposure_cap_s} s</p></div>
       <div class="panel"><h2>Tip temperature</h2><canvas id="curve" width="800" height="260"></canvas></div>`;
   }
-  const action = laser ? `<button id="arm" class="go" ${s.state !== "active" ? "disabled" : ""}>ARM (ready)</button>`
+  const action = laser ? `<button id="arm" class="go" ${block || S.busy ? "disabled" : ""}>ARM</button>`
     : `<label for="seconds">seconds</label><input id="seconds" size="4" inputmode="decimal" value="${esc(S.freezeInput ?? s.plan.freeze_s)}">
-       <button id="freeze" class="go" ${s.state !== "active" ? "disabled" : ""}>FREEZE</button>`;
-  $("#treatment").innerHTML = `<h1>${esc(s.plan.indication.replace("_", " "))} · ${esc(s.plan.site)} <span class="muted">session ${s.id}</span></h1>
+       <button id="freeze" class="go" ${block || S.busy ? "disabled" : ""}>FREEZE</button>`;
+  $("#treatment").innerHTML = `<h1>${esc(s.plan.indication.replace("_", " "))} · ${esc(s.plan.site)} <span class="muted">session ${s.id} · patient ${esc(s.patient_id)}</span></h1>
     <div class="row"><span id="device-state" class="state ${esc(state)}">${esc(words[state] || state)}</span></div>
+    ${other ? `<div class="refusal" id="other-session">The ${esc(s.device)} is in session ${other}. <button id="open-other" class="small">Open session ${other}</button></div>` : ""}
     <div class="grid">${body}</div>
-    <div class="row no-print">${action}
-      ${d.locked ? `<button id="ack" class="primary">Acknowledge</button>` : ""}
-      ${d.paused ? `<button id="reconfirm" class="primary">Re-confirm session</button>` : ""}
+    <div class="row no-print">${action}<span id="arm-reason" class="reason">${esc(block || "")}</span>
+      ${d.locked && mine ? `<button id="ack" class="primary">Acknowledge</button>` : ""}
+      ${d.paused && mine ? `<button id="reconfirm" class="primary">Re-confirm session</button>` : ""}
       <button id="endsession">End session</button></div><div id="message"></div>`;
   const seconds = $("#seconds");
   if (seconds) {
     seconds.oninput = () => { S.freezeInput = seconds.value; };  // a re-render never loses what was typed
     if (typing) { seconds.focus(); seconds.setSelectionRange(seconds.value.length, seconds.value.length); }
   }
-  on("arm", async () => { try { await api("POST", `/api/sessions/${s.id}/arm`); refreshSession(); } catch (e) { message(e.message); } });
-  on("freeze", async () => {
+  // one request at a time: a double tap never sends a second ARM
+  const act = (fn) => async () => {
+    if (S.busy) return;
+    S.busy = true; renderTreatment();
+    try { await fn(); } catch (e) { refusalNote(s.device, e.message); } finally { S.busy = false; refreshSession(); }
+  };
+  on("arm", act(() => api("POST", `/api/sessions/${s.id}/arm`)));
+  on("freeze", act(() => {
     S.freezeInput = $("#seconds").value; S.freezeSeconds = Number(S.freezeInput);
-    try { await api("POST", `/api/sessions/${s.id}/freeze`, { seconds: S.freezeSeconds }); refreshSession(); } catch (e) { message(e.message); }
-  });
-  on("ack", async () => { try { await api("POST", `/api/sessions/${s.id}/acknowledge`); refreshSession(); } catch (e) { message(e.message); } });
-  on("reconfirm", async () => { try { await api("POST", `/api/sessions/${s.id}/reconfirm`); refreshSession(); } catch (e) { message(e.message); } });
-  on("endsession", async () => { try { S.session = await api("POST", `/api/sessions/${s.id}/end`); aftercareScreen(); } catch (e) { message(e.message); } });
+    return api("POST", `/api/sessions/${s.id}/freeze`, { seconds: S.freezeSeconds });
+  }));
+  on("ack", act(() => api("POST", `/api/sessions/${s.id}/acknowledge`)));
+  on("reconfirm", act(() => api("POST", `/api/sessions/${s.id}/reconfirm`)));
+  on("open-other", () => openSession(other));
+  on("endsession", () => confirmEnd(s));
   if (!laser) drawCurve(s.plan.target_c);
 }
+
+function confirmEnd(s) {
+  const done = s.plan.modality === "laser" ? plural(s.pulses_recorded, "pulse") : plural(s.freezes.length, "freeze");
+  $("#dialog").innerHTML = `<div class="refusal" id="confirm-end">End this session (${esc(done)} recorded)? The device is stopped first.
+    <div class="row"><button id="end-yes" class="primary">End session</button><button id="end-no">Keep treating</button></div></div>`;
+  on("end-no", () => { $("#dialog").innerHTML = ""; });
+  on("end-yes", async () => {
+    try { S.session = await api("POST", `/api/sessions/${s.id}/end`); aftercareScreen(); }
+    catch (e) { refusalNote(s.device, e.message); $("#dialog").innerHTML = ""; }
+  });
+}
+
+function plural(n, word) { return `${n} ${word}${n === 1 ? "" : "s"}`; }
 
 function drawCurve(target) {
   const c = $("#curve"); if (!c) return;
@@ -365,6 +481,17 @@ function aftercareScreen() {
   on("done", home);
 }
 
+function reviewScreen() {
+  clearInterval(S.poll);
+  const s = S.session;
+  show(`<h1>Session ${s.id} · ${esc(s.plan.indication.replace("_", " "))} · ${esc(s.plan.site)}</h1>
+    <div class="panel" id="review"><p>patient ${esc(s.patient_id)} · ${esc(s.device)} · <b>${esc(s.state)}</b>${s.outcome ? ` — ${esc(s.outcome)}` : ""}</p>
+      <p>${s.plan.modality === "laser" ? plural(s.pulses_recorded, "pulse") : plural(s.freezes.length, "freeze")} recorded.</p>
+      ${(s.decisions || []).map((x) => `<div class="warning">${esc(x.kind)}: ${esc(x.reason)}</div>`).join("")}</div>
+    <div class="row"><button id="done">Home</button></div><div id="message"></div>`);
+  on("done", home);
+}
+
 async function calibrationScreen() {
   try {
     const rows = await api("GET", "/api/calibrations");
@@ -377,8 +504,12 @@ async function calibrationScreen() {
 
 // ------------------------------------------------------------------ start
 $("#stop").onclick = async () => {
-  try { await api("POST", "/api/stop", { origin: "touchscreen" }); refreshSession(); }
-  catch (e) { $("#banners").insertAdjacentHTML("afterbegin", `<div class="banner bad">STOP could not reach the service: use the device's emergency stop.</div>`); }
+  try {
+    const r = await api("POST", "/api/stop", { origin: "touchscreen" });
+    for (const name of r.unconfirmed || []) alarmNote(name, `the ${name} did not confirm STOP — use its emergency stop`);
+    if ((r.stopped || []).length) note(`stop:${Date.now()}`, "info", `STOP from this screen: ${r.stopped.join(" and ")} confirmed safe. Nothing fires or freezes until a practitioner arms again.`);
+    refreshSession();
+  } catch (e) { note("stop-unreachable", "alarm", "STOP could not reach the service: use the device's emergency stop."); }
 };
 $("#home-btn").onclick = home;
 $("#logout-btn").onclick = () => logout();
