@@ -134,6 +134,25 @@ def serve(
     raise typer.Exit(run_service(settings, simulate))
 
 
+@app.command("tls-selfsigned")
+def tls_selfsigned(
+    name: list[str] = typer.Option(..., "--name", help="Host name or IP address the touchscreens use (repeat)."),
+    cert: Path = typer.Option(Path("data/tls/cert.pem"), help="Where to write the certificate."),
+    key: Path = typer.Option(Path("data/tls/key.pem"), help="Where to write the private key (mode 0600)."),
+    days: int = typer.Option(825, min=1, max=3650, help="Validity in days."),
+) -> None:
+    """Make the clinic's own TLS certificate; then set tls_cert and tls_key in the configuration."""
+    from .tls import make_self_signed
+
+    try:
+        make_self_signed(cert, key, name, days)
+    except (ValueError, OSError) as exc:
+        typer.echo(f"tls-selfsigned: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"certificate {cert}\nprivate key {key} (mode 0600)\nadd to the configuration:\n"
+               f'tls_cert = "{cert.resolve()}"\ntls_key = "{key.resolve()}"')
+
+
 @app.command("mqtt-config")
 def mqtt_config(
     directory: Path = typer.Option(Path("data/mqtt"), "--dir", help="Where to write the broker's files."),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -106,6 +107,15 @@ class Settings(BaseSettings):
     calibration_valid_days: int = Field(180, ge=1, le=730)
     token_hours: float = Field(12.0, gt=0, le=168)
     protocols: Path | None = None
+    #: tests and benchmarks only (fault injection): every commit of the store waits this long, as on a slow disk
+    store_commit_delay_ms: float = Field(0.0, ge=0, le=10000)
+    #: tests only: a callback of the event loop running longer than this is reported on stderr and
+    #: in DATA_DIR/slow-callbacks.log (tests/service_harness.py fails the test on any)
+    slow_callback_ms: float | None = Field(None, gt=0)
+    tls_cert: Path | None = None  # PEM certificate (devicectl tls-selfsigned makes one)
+    tls_key: Path | None = None  # its PEM private key (mode 0600)
+    #: serve plain HTTP on a non-loopback address anyway (PINs and tokens then cross the LAN in clear)
+    allow_plain_http_on_lan: bool = False
 
     @field_validator("devices")
     @classmethod
@@ -127,6 +137,32 @@ class Settings(BaseSettings):
                     f"{device.name} (devices.{index}): one device per port"
                 )
         return self
+
+
+    @model_validator(mode="after")
+    def tls_on_the_lan(self) -> "Settings":
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key: give both (or neither)")
+        for key in ("tls_cert", "tls_key"):
+            path = getattr(self, key)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{key}: {path} is not a file")
+        if self.tls_cert is None and not _loopback(self.http_host) and not self.allow_plain_http_on_lan:
+            raise ValueError(
+                f"http_host: {self.http_host} is reachable from the network, and without TLS PINs and tokens cross "
+                "it in clear: set tls_cert and tls_key (devicectl tls-selfsigned makes them), or set "
+                "allow_plain_http_on_lan = true to accept that"
+            )
+        return self
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:

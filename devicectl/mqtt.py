@@ -178,7 +178,12 @@ class _Control(_Connection):
     async def on_connected(self, client: aiomqtt.Client) -> None:
         await client.publish(self.availability_topic, b"online", qos=1, retain=True)
         await client.publish(self.bridge.topic("service", "status"), json.dumps(self.status()).encode(), qos=1, retain=True)
-        await client.subscribe(self.bridge.topic("service", "command"), qos=1)
+        # one command topic per MQTT user: the broker's ACL lets each user write only its own, so
+        # the topic names who sent the command (MQTT itself does not tell a subscriber)
+        await client.subscribe(self.bridge.topic("service", "command", "+"), qos=1)
+
+    def reply_root(self, user: str) -> str:
+        return f"{self.bridge.config.prefix}/reply/{user}/"
 
     def status(self) -> dict[str, Any]:
         return {"service": "devicectl", "at": time.time(), "devices": self.bridge.service.devices(),
@@ -186,10 +191,17 @@ class _Control(_Connection):
 
     async def serve(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            reply = await self.handle(message.payload)
+            user = str(message.topic).rsplit("/", 1)[-1]
+            reply = await self.handle(message.payload, user)
             props = message.properties
             response_topic = getattr(props, "ResponseTopic", None) if props else None
             if not response_topic:
+                continue
+            if not response_topic.startswith(self.reply_root(user)):
+                # replies go only where that user may read them (the ACL), never to a topic of
+                # the requester's choosing such as another device's availability
+                log.warning("mqtt: %s asked for a reply on %r; replies go to %s#", user, response_topic, self.reply_root(user))
+                self.bridge.service.audit.append(f"mqtt:{user}", "mqtt.reply.refused", topic=response_topic[:200])
                 continue
             out = Properties(PacketTypes.PUBLISH)
             correlation = getattr(props, "CorrelationData", None)
@@ -197,7 +209,7 @@ class _Control(_Connection):
                 out.CorrelationData = correlation
             await client.publish(response_topic, json.dumps(reply, default=str).encode(), qos=1, properties=out)
 
-    async def handle(self, payload: Any) -> dict[str, Any]:
+    async def handle(self, payload: Any, user: str = "unknown") -> dict[str, Any]:
         try:
             request = json.loads(payload)
             if not isinstance(request, dict):
@@ -212,10 +224,10 @@ class _Control(_Connection):
                 # STOP is always accepted: an unknown name stops every device rather than none
                 device = None
             names = [device] if device else list(service.supervisors)
-            results = await asyncio.gather(*[service.supervisors[name].stop_and_confirm("mqtt") for name in names])
+            results = await asyncio.gather(*[service.supervisors[name].stop_and_confirm(f"mqtt by {user}") for name in names])
             stopped = [name for name, ok in zip(names, results) if ok]
             unconfirmed = [name for name, ok in zip(names, results) if not ok]
-            service.audit.append("mqtt", "stop", origin="mqtt", devices=names, confirmed=stopped, unconfirmed=unconfirmed)
+            service.audit.append(f"mqtt:{user}", "stop", origin="mqtt", devices=names, confirmed=stopped, unconfirmed=unconfirmed)
             return {"ok": not unconfirmed, "stopped": stopped, "unconfirmed": unconfirmed}
         if command == "status":
             return {"ok": True, "status": self.status()}

@@ -18,6 +18,7 @@ import uvicorn
 
 from .api import create_app
 from . import broker
+from .tls import StrictTransportSecurity
 from .config import DeviceConfig, MqttConfig, Settings
 from .service import Service
 
@@ -108,7 +109,11 @@ async def _serve(settings: Settings, addresses: dict[str, Any]) -> int:
     if addresses:
         seed_factory_calibrations(service, addresses)
     app = create_app(service, manage_lifecycle=False)
-    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off")
+    tls = settings.tls_cert is not None
+    asgi: Any = StrictTransportSecurity(app) if tls else app
+    config = uvicorn.Config(asgi, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off",
+                            ssl_certfile=str(settings.tls_cert) if tls else None,
+                            ssl_keyfile=str(settings.tls_key) if tls else None)
     server = uvicorn.Server(config)
     serving = asyncio.get_running_loop().create_task(server.serve())
     while not server.started and not serving.done():
@@ -117,7 +122,7 @@ async def _serve(settings: Settings, addresses: dict[str, Any]) -> int:
         await service.stop()
         await serving
         return 1
-    url = f"http://{settings.http_host}:{settings.http_port}"
+    url = f"{'https' if tls else 'http'}://{settings.http_host}:{settings.http_port}"
     print(f"devicectl service on {url}  (data in {settings.data_dir.resolve()})", flush=True)
     for device in settings.devices:
         print(f"  device {device.name}: {device.type} on {device.port}", flush=True)

@@ -166,8 +166,14 @@ def fault_stops(kernel: KernelBase, fact: FaultSeen) -> list[Decision]:
 
 @rule("watchdog-stops-and-locks", Hazard.H14_LOST_INFORMATION, WatchdogSeen)
 def watchdog_stops(kernel: KernelBase, fact: WatchdogSeen) -> list[Decision]:
+    """In a session the unit's watchdog means the host lost it mid-treatment: stop and lock. With
+    no session (say the unit's first watchdog after power-on, before the host spoke to it) the
+    unit was idle on its fail-safe limits: stop, nothing to acknowledge."""
     reason = "the device's watchdog expired: the service lost contact with it"
-    return [Stop(reason, Hazard.H14_LOST_INFORMATION), Lockout(reason, Hazard.H14_LOST_INFORMATION)]
+    stop: list[Decision] = [Stop(reason, Hazard.H14_LOST_INFORMATION)]
+    if kernel.plan is None and not kernel.armed:
+        return stop
+    return stop + [Lockout(reason, Hazard.H14_LOST_INFORMATION)]
 
 
 @rule("event-gap-stops", Hazard.H14_LOST_INFORMATION, EventGapSeen)

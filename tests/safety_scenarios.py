@@ -202,6 +202,14 @@ def unconfirmed_stop_locks_until_acknowledged(make: Factory) -> None:
     assert has(kernel.handle(ArmRequested(Role.PRACTITIONER, GOOD, CONTEXT, at=4.0)), Refuse, Hazard.H16_FAULT_REARM)
 
 
+def watchdog_without_a_session_stops_without_locking(make: Factory) -> None:
+    kernel = make()
+    decisions = kernel.handle(WatchdogSeen(at=1.0))  # the unit's first watchdog after power-on
+    assert has(decisions, Stop, Hazard.H14_LOST_INFORMATION) and not has(decisions, Lockout) and not kernel.locked
+    kernel = armed_laser(make)
+    assert has(kernel.handle(WatchdogSeen(at=3.0)), Lockout, Hazard.H14_LOST_INFORMATION)
+
+
 def lockout_survives_a_new_session(make: Factory) -> None:
     kernel = make()
     kernel.handle(SessionOpened(LASER_PLAN, at=0.0))
@@ -379,6 +387,7 @@ LASER_SCENARIOS = [
     session_close_stops, laser_second_arm_while_armed_changes_nothing, laser_unseen_pulses_count_and_lock,
     laser_state_in_flight_after_stop_is_not_uncommanded, laser_unreadable_energy_locks,
     permit_revoked_by_every_stop_lock_and_pause, unconfirmed_stop_locks_until_acknowledged, lockout_survives_a_new_session,
+    watchdog_without_a_session_stops_without_locking,
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -74,19 +75,21 @@ async def retained(mqtt: Broker, user: str, topics: list[str], wait: float = 3.0
     return found
 
 
-async def command(mqtt: Broker, user: str, payload: dict[str, Any], wait: float = 3.0) -> dict[str, Any] | None:
-    reply_topic = f"replies/{user}/{uuid.uuid4().hex}"
+async def command(mqtt: Broker, user: str, payload: dict[str, Any], wait: float = 3.0,
+                  reply_topic: str | None = None, as_user: str | None = None) -> dict[str, Any] | None:
+    reply_topic = reply_topic or f"devicectl/reply/{user}/{uuid.uuid4().hex}"
     correlation = uuid.uuid4().bytes
     async with mqtt.client(user) as client:
         await client.subscribe(reply_topic, qos=1)
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = reply_topic
         props.CorrelationData = correlation
-        await client.publish(f"{BASE}/service/command", json.dumps(payload), qos=1, properties=props)
+        await client.publish(f"{BASE}/service/command/{as_user or user}", json.dumps(payload), qos=1, properties=props)
         try:
             async with asyncio.timeout(wait):
                 async for message in client.messages:
-                    assert message.properties.CorrelationData == correlation  # type: ignore[union-attr]
+                    if getattr(message.properties, "CorrelationData", None) != correlation:
+                        continue  # not our reply (say a retained message on a hijacked topic)
                     return json.loads(message.payload)  # type: ignore[arg-type]
         except TimeoutError:
             return None
@@ -179,3 +182,22 @@ def test_broker_outage_during_treatment_loses_no_pulse(world) -> None:  # type: 
     assert set(found.values()) == {b"online"}
     health = Api(service.url, "pat", "1111").call("GET", "/api/health")
     assert health["ok"]
+
+
+def test_replies_go_only_to_the_requesters_reply_topic_and_commands_name_their_user(world) -> None:  # type: ignore[no-untyped-def]
+    """An operator cannot make the service publish on a topic of its choosing (say a device's
+    availability), cannot send a command as another user, and its STOP is audited under its name."""
+    mqtt, bench, service = world
+    hijack = f"{BASE}/laser/availability"
+    assert asyncio.run(command(mqtt, "operator", {"command": "status"}, wait=1.5, reply_topic=hijack)) is None
+    found = asyncio.run(retained(mqtt, "monitor", [hijack]))
+    assert found[hijack] == b"online"  # not overwritten by a reply
+    before = len(bench.laser("executed"))
+    assert asyncio.run(command(mqtt, "operator", {"command": "stop"}, wait=1.5, as_user="service")) is None
+    assert "STOP" not in bench.laser("executed")[before:]  # the ACL drops a command sent as someone else
+    reply = asyncio.run(command(mqtt, "operator", {"command": "stop"}))
+    assert reply is not None and reply["ok"] is True
+    db = sqlite3.connect(service.data_dir / "devicectl.sqlite3")
+    actors = {row[0] for row in db.execute("SELECT actor FROM audit WHERE action IN ('stop', 'mqtt.reply.refused')")}
+    db.close()
+    assert actors == {"mqtt:operator"}
