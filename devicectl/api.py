@@ -24,6 +24,7 @@ from .auth import AuthError, User
 from .calibration_records import check_results
 from .service import Service
 from .sessions import SessionError
+from .technician_api import register as register_technician_routes
 
 
 class Body(BaseModel):
@@ -297,6 +298,7 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
     async def health() -> dict[str, Any]:
         return {"ok": True, "devices": {s.config.name: s.status.connected for s in service.supervisors.values()}}
 
+    register_technician_routes(app, service, Auth)  # faults, service mode, calibration runs
     ui = Path(__file__).with_name("ui")
     app.mount("/", StaticFiles(directory=ui, html=True), name="ui")
     return app

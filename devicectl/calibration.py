@@ -19,16 +19,34 @@ import contextlib
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
+
+from pydantic import ValidationError
+from pyvisa.errors import VisaIOError
 
 from drivers import CryoDriver, DriverError, LaserDriver
 from drivers.events import Pulse, TipTelemetry
-from drivers.scpi import AsyncInstrument, EnergyMeter, ReferenceThermometer
+from drivers.scpi import AsyncInstrument, EnergyMeter, InstrumentError, ReferenceThermometer
+
+from .bench_errors import explain_device, explain_instrument
 
 GAIN_TOLERANCE = 0.10
 MONITOR_TOLERANCE = 0.05
 TIP_OFFSET_TOLERANCE_C = 2.0
 Progress = Callable[[str, float], None]  # (what, fraction done)
+PointSink = Callable[[dict[str, Any]], None]  # each measured point as it is taken (the live plot)
+
+
+@contextlib.asynccontextmanager
+async def explained(kind: str, port: str, role: str, resource: str) -> AsyncIterator[None]:
+    """Turn a driver's or an instrument's exception into a BenchError naming what, where, why and
+    what to do next (cancellation and Ctrl-C pass unchanged)."""
+    try:
+        yield
+    except (DriverError, ValidationError, TimeoutError, RuntimeError) as exc:  # TimeoutError: a state not reached
+        raise explain_device(exc, kind, port) from exc
+    except (InstrumentError, VisaIOError, OSError) as exc:
+        raise explain_instrument(exc, role, resource) from exc
 
 
 @dataclass
@@ -115,10 +133,26 @@ async def leave_laser_safe(laser: LaserDriver) -> None:
 
 
 async def calibrate_laser(laser: LaserDriver, meter: AsyncInstrument[EnergyMeter], setpoints_mj: list[int], pulses: int,
-                          rate_hz: float = 5.0, progress: Progress = lambda what, done: None) -> Result:
+                          rate_hz: float = 5.0, progress: Progress = lambda what, done: None,
+                          on_point: PointSink = lambda point: None) -> Result:
+    async with explained("laser", laser.url, "meter", meter.instrument.resource_name):
+        return await _calibrate_laser(laser, meter, setpoints_mj, pulses, rate_hz, progress, on_point)
+
+
+async def _calibrate_laser(laser: LaserDriver, meter: AsyncInstrument[EnergyMeter], setpoints_mj: list[int], pulses: int,
+                           rate_hz: float, progress: Progress, on_point: PointSink) -> Result:
     idn = await laser.idn()
     monitor: list[Pulse] = []
-    remove = laser.add_listener(lambda e: monitor.append(e) if isinstance(e, Pulse) else None)
+    current = {"index": 0, "setpoint": setpoints_mj[0] if setpoints_mj else 0}
+
+    def seen(event: Any) -> None:
+        if not isinstance(event, Pulse):
+            return
+        monitor.append(event)
+        done = (current["index"] + min(len(monitor), pulses) / pulses) / len(setpoints_mj)
+        progress(f"{current['setpoint']} mJ: pulse {len(monitor)} of {pulses}", min(done, 1.0))
+
+    remove = laser.add_listener(seen)
     points: list[LaserPoint] = []
     try:
         await laser.stop()
@@ -133,18 +167,22 @@ async def calibrate_laser(laser: LaserDriver, meter: AsyncInstrument[EnergyMeter
         await laser.ready()
         await _wait_state(laser.state, {"READY"}, 5.0)
         for index, setpoint in enumerate(setpoints_mj):
+            current.update(index=index, setpoint=setpoint)
             progress(f"{setpoint} mJ: firing {pulses} pulses", index / len(setpoints_mj))
             await meter.set_range(EnergyMeter.range_for(setpoint * 1.3 / 1000))
             await meter.arm()
             await laser.set_energy(setpoint)
             monitor.clear()
-            fired = await laser.fire(pulses, rate_hz=rate_hz)
+            fired = await laser.fire(pulses, rate_hz=rate_hz, watchdog_ms=laser.watchdog_ms)
             if fired != pulses:
                 raise RuntimeError(f"the laser fired {fired} of {pulses} pulses at {setpoint} mJ")
             await asyncio.sleep(0.2)  # the last PULSE event and the meter's buffer
             energies = await meter.energies_j()
             EnergyMeter.check_overrange(energies)
-            points.append(LaserPoint(setpoint, [e * 1000 for e in energies], [p.energy_mj for p in monitor]))
+            point = LaserPoint(setpoint, [e * 1000 for e in energies], [p.energy_mj for p in monitor])
+            points.append(point)
+            on_point({"set_mj": setpoint, "meter_mj": point.meter_mj, "monitor_mj": point.monitor_mj,
+                      "gain": round(point.gain, 4), "monitor_ratio": round(point.monitor_ratio, 4)})
         progress("done", 1.0)
     finally:
         remove()
@@ -153,7 +191,14 @@ async def calibrate_laser(laser: LaserDriver, meter: AsyncInstrument[EnergyMeter
 
 
 async def calibrate_cryo(cryo: CryoDriver, thermometer: AsyncInstrument[ReferenceThermometer], targets_c: list[int],
-                         freeze_s: float = 6.0, samples: int = 8, progress: Progress = lambda what, done: None) -> Result:
+                         freeze_s: float = 6.0, samples: int = 8, progress: Progress = lambda what, done: None,
+                         on_point: PointSink = lambda point: None) -> Result:
+    async with explained("cryo", cryo.url, "thermometer", thermometer.instrument.resource_name):
+        return await _calibrate_cryo(cryo, thermometer, targets_c, freeze_s, samples, progress, on_point)
+
+
+async def _calibrate_cryo(cryo: CryoDriver, thermometer: AsyncInstrument[ReferenceThermometer], targets_c: list[int],
+                          freeze_s: float, samples: int, progress: Progress, on_point: PointSink) -> Result:
     idn = await cryo.idn()
     tips: list[TipTelemetry] = []
     remove = cryo.add_listener(lambda e: tips.append(e) if isinstance(e, TipTelemetry) else None)
@@ -171,13 +216,17 @@ async def calibrate_cryo(cryo: CryoDriver, thermometer: AsyncInstrument[Referenc
             await cryo.freeze(freeze_s)
             await asyncio.sleep(freeze_s * 0.5)  # the tip settles on its target
             point = CryoPoint(target)
-            for _ in range(samples):
+            for sample in range(samples):
                 reference = await thermometer.measure_c()
                 latest = tips[-1].tip_c
                 point.sensor_c.append(latest)
                 point.reference_c.append(reference)
+                progress(f"{target} degC: sample {sample + 1} of {samples}",
+                         (index + 0.5 * (sample + 1) / samples) / len(targets_c))
                 await asyncio.sleep(0.15)
             points.append(point)
+            on_point({"target_c": target, "sensor_c": point.sensor_c, "reference_c": point.reference_c,
+                      "offset_c": round(point.offset_c, 3)})
             progress(f"{target} degC: thawing", (index + 0.5) / len(targets_c))
             await _wait_state(cryo.state, {"IDLE"}, 60.0)
         progress("done", 1.0)

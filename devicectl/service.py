@@ -12,6 +12,8 @@ from .auth import Accounts, User
 from .config import Settings
 from .hub import Hub
 from .calibration_records import expiry, list_calibrations, record_calibration
+from .calibration_runs import CalibrationRuns
+from .service_mode import ServiceModes
 from .sessions import Sessions
 from .store import Store
 from .supervisor import DeviceSupervisor
@@ -31,6 +33,8 @@ class Service:
         }
         table = load_protocols(settings.protocols) if settings.protocols else load_protocols()
         self.sessions = Sessions(self.store, self.audit, self.accounts, self.supervisors, table)
+        self.service_modes = ServiceModes(self)
+        self.calibration_runs = CalibrationRuns(self)
         self.mqtt: Any = None
         self.first_admin_pin: str | None = None
         self.interrupted: list[int] = []
@@ -51,6 +55,7 @@ class Service:
             self.mqtt.start()
 
     async def stop(self) -> None:
+        await self.calibration_runs.close()  # each procedure leaves its unit safe
         if self.mqtt is not None:
             await self.mqtt.stop()
         for supervisor in self.supervisors.values():

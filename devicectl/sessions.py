@@ -220,6 +220,9 @@ class Sessions:
             raise SessionError(f"{device} is in session {supervisor.session_id}")
         if supervisor.status.refused:
             raise SessionError(supervisor.status.refused)
+        if supervisor.service_mode is not None:
+            raise SessionError(f"{device} is in service mode ({supervisor.service_mode}): no treatment until the "
+                               "technician ends it")
         if not supervisor.status.connected:
             raise SessionError(f"{device} is not connected")
         if supervisor.kernel.locked:

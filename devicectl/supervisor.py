@@ -63,6 +63,10 @@ PROGRAM_ATTEMPTS = 5
 SAFE_STATES = {"laser": ("STANDBY", "FAULT"), "cryo": ("IDLE", "THAW", "FAULT")}
 #: the IDN model each configured type must answer with (swapped cables are refused)
 MODELS = {"laser": "QS-1064", "cryo": "CP-2"}
+#: what the kernel still hears in service mode: faults, the link, reboots, the watchdog and the
+#: hardware inputs (a person's STOP always reaches it through ``stop_and_confirm``)
+SERVICE_MODE_FACTS = (F.FaultSeen, F.LinkLost, F.LinkRestored, F.BootSeen, F.WatchdogSeen, F.LaserInputsSeen,
+                      F.CryoInputsSeen)
 
 
 class NotProgrammed(DriverError):
@@ -128,6 +132,8 @@ class DeviceSupervisor:
         self._stop_again = False
         self._total_offset: int | None = None  # the unit's lifetime pulse total minus the pulses seen
         self.decision_listeners: list[Callable[[Any, list[Decision]], None]] = []
+        #: who holds the device in service mode (devicectl/service_mode.py), else None
+        self.service_mode: str | None = None
 
     # ------------------------------------------------------------------ life
     async def start(self) -> None:
@@ -223,6 +229,8 @@ class DeviceSupervisor:
         self._spawn(self.driver.close())
 
     async def _reconcile_quietly(self) -> None:
+        if self.service_mode is not None:
+            return  # a procedure's pulses are its own; leaving service mode counts afresh
         try:
             async with self._exec_lock:
                 await self._reconcile_counts()
@@ -271,6 +279,9 @@ class DeviceSupervisor:
         while not self._closing:
             await asyncio.sleep(POLL_S)
             if not self.driver.connected:
+                continue
+            if self.service_mode is not None:
+                self._publish_status()  # a procedure owns the unit: no polling, no limits in its way
                 continue
             try:
                 state = await self.driver.state()
@@ -335,6 +346,8 @@ class DeviceSupervisor:
         elif isinstance(event, LinkUp):
             self._spawn(self._on_link_up())
             fact = F.LinkRestored(now)
+        if self.service_mode is not None and not isinstance(fact, SERVICE_MODE_FACTS):
+            fact, record = None, None  # the procedure's own pulses, freezes and states are not a treatment's
         if fact is not None:
             record = self._handle_event_fact(fact, record)  # the kernel first: a STOP never waits for a record
         if record is not None:
@@ -597,7 +610,7 @@ class DeviceSupervisor:
         kernel = self.kernel
         out = self.status.as_dict() | {
             "armed": kernel.armed, "locked": kernel.locked, "paused": kernel.paused,
-            "session_id": self.session_id,
+            "session_id": self.session_id, "service_mode": self.service_mode,
         }
         out["permit"] = kernel.permit is not None
         if isinstance(kernel, LaserKernel) and kernel.plan is not None:

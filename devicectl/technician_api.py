@@ -1,0 +1,92 @@
+"""The technicians' routes: device faults, service mode, calibration runs inside the service.
+
+Registered by ``devicectl.api.create_app`` (``register``); the logic lives in
+devicectl/fault_clear.py, devicectl/service_mode.py and devicectl/calibration_runs.py.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the routes' annotations, which name
+# the API's ``Auth`` dependency handed to ``register``.
+
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from . import fault_clear
+from .service import Service
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FaultClearBody(_Body):
+    reason: str = Field(min_length=3, max_length=500, description="what was found and done about the cause")
+
+
+class ServiceModeBody(_Body):
+    on: bool
+    reason: str = Field("", max_length=500)
+
+
+class CalibrationRunBody(_Body):
+    device: str = Field(max_length=32)
+    setpoints: list[int] = Field(default_factory=lambda: [200, 500, 800], min_length=1, max_length=10)
+    pulses: int = Field(10, ge=2, le=100)
+    rate: float = Field(5.0, ge=0.5, le=10.0)
+    targets: list[int] = Field(default_factory=lambda: [-30, -50], min_length=1, max_length=10)
+    freeze: float = Field(6.0, ge=2.0, le=30.0)
+
+    @model_validator(mode="after")
+    def in_range(self) -> "CalibrationRunBody":
+        if any(not 10 <= s <= 2000 for s in self.setpoints):
+            raise ValueError("setpoints: each within 10-2000 mJ")
+        if any(not -196 <= t <= -20 for t in self.targets):
+            raise ValueError("targets: each within -196 to -20 degC")
+        return self
+
+
+def register(app: FastAPI, service: Service, Auth: Any) -> None:  # noqa: N803 (the API's dependency type)
+    @app.get("/api/devices/{device}/fault")
+    async def device_fault(device: str, user: Auth) -> dict[str, Any]:
+        """The unit's latched fault in words (practitioners: "call a technician")."""
+        return await fault_clear.read_fault(service, user, device)
+
+    @app.post("/api/devices/{device}/fault/clear")
+    async def device_fault_clear(device: str, body: FaultClearBody, user: Auth) -> dict[str, Any]:
+        """Technicians: FAULT CLEAR with a reason, then the unit verified (audited)."""
+        return await fault_clear.clear_fault(service, user, device, body.reason)
+
+    @app.get("/api/devices/{device}/service-mode")
+    async def service_mode(device: str, user: Auth) -> dict[str, Any]:
+        return service.service_modes.status(device)
+
+    @app.put("/api/devices/{device}/service-mode")
+    async def set_service_mode(device: str, body: ServiceModeBody, user: Auth) -> dict[str, Any]:
+        """Technicians: take the device out of treatment use (refused while a session is open)."""
+        if body.on:
+            return service.service_modes.enter(user, device, body.reason)
+        return await service.service_modes.leave(user, device)
+
+    @app.post("/api/calibration-runs", status_code=201)
+    async def start_calibration(body: CalibrationRunBody, user: Auth) -> dict[str, Any]:
+        options = body.model_dump(exclude={"device"})
+        kind = service.supervisors[body.device].config.type if body.device in service.supervisors else None
+        if kind == "laser":
+            options = {k: options[k] for k in ("setpoints", "pulses", "rate")}
+        elif kind == "cryo":
+            options = {k: options[k] for k in ("targets", "freeze")}
+        return service.calibration_runs.start(user, body.device, options).as_dict()
+
+    @app.get("/api/calibration-runs")
+    async def calibration_runs(user: Auth) -> list[dict[str, Any]]:
+        return [run.as_dict() for run in service.calibration_runs.runs.values()]
+
+    @app.get("/api/calibration-runs/{run_id}")
+    async def calibration_run(run_id: int, user: Auth) -> dict[str, Any]:
+        return service.calibration_runs.get(run_id).as_dict()
+
+    @app.post("/api/calibration-runs/{run_id}/cancel")
+    async def cancel_calibration(run_id: int, user: Auth) -> dict[str, Any]:
+        return service.calibration_runs.cancel(user, run_id).as_dict()
+
