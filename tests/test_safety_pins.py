@@ -295,6 +295,32 @@ def test_the_pulse_limit_programmed_after_a_reboot_is_never_negative() -> None:
     assert Program("pulse_limit", 0) in kernel.handle(BootSeen(at=10.0))
 
 
+def energy_at_fluence(fluence: float, spot_mm: float) -> float:
+    """The one float energy whose fluence with ``spot_mm`` is ``fluence`` to the last bit."""
+    energy = fluence * math.pi * (spot_mm / 20.0) ** 2 * 1000.0
+    for _ in range(64):
+        energy = math.nextafter(energy, 0.0)
+    for _ in range(128):
+        if fluence_j_cm2(energy, spot_mm) == fluence:
+            return energy
+        energy = math.nextafter(energy, math.inf)
+    raise AssertionError(f"no energy gives exactly {fluence} J/cm² with {spot_mm} mm")
+
+
+def test_a_pulse_exactly_at_the_fluence_tolerance_passes() -> None:
+    limit = LASER_PLAN.fluence_cap_j_cm2 * 1.2
+    energy = energy_at_fluence(limit, 2.0)  # 301.59 mJ on the 2 mm handpiece: 9.6 J/cm²
+    kernel = armed_laser(LaserKernel)
+    kernel.handle(SpotSeen(2.0, at=3.0))
+    assert not has(pulse(kernel, 1, 3.1, energy=energy), Lockout)
+
+
+def test_a_setting_read_from_the_line_is_compared_by_value() -> None:
+    kernel = armed_laser(LaserKernel)
+    from_the_line = int(str(LASER_PLAN.energy_mj))  # a new int object, as the driver parses it
+    assert kernel.handle(PulseSeen(1, float(LASER_PLAN.energy_mj), from_the_line, at=2.0)) == []
+
+
 @pytest.mark.parametrize(("monitor_mj", "locked"), [(301.0, False), (302.0, True)])
 def test_pulse_fluence_above_the_cap_with_tolerance_locks(monitor_mj: float, locked: bool) -> None:
     """After a swap to the 2 mm handpiece a pulse still in flight is measured with the fitted spot:
