@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from drivers import CryoDriver, LaserDriver
-from drivers.scpi import AsyncInstrument, EnergyMeter, ReferenceThermometer
+from drivers.scpi import AsyncInstrument
 
 from .audit import AuditLog
 from .auth import Accounts, AuthError
+from .bench_errors import explain_device, open_instrument
 from .calibration import Result, calibrate_cryo, calibrate_laser
 from .calibration_records import expiry, record_calibration
 from .certificate import write_certificate
@@ -41,6 +43,7 @@ def run_calibration(kind: str, port: str, instrument: str, user: str, pin: str, 
         console.print("[yellow]interrupted: the device was left safe (stopped, service mode off); nothing recorded[/yellow]")
         return 130
     except Exception as exc:  # a device or instrument problem: reported, recorded as refused, never swallowed
+        exc = explain_device(exc, kind, port)  # what, where, the likely cause, the next step
         audit.append(user, "calibration.aborted", kind=kind, port=port, error=str(exc))
         console.print(f"[red]calibration aborted:[/red] {exc}")
         return 3
@@ -61,11 +64,11 @@ async def _run(kind: str, port: str, instrument: str, options: dict[str, Any]) -
 
         if kind == "laser":
             async with LaserDriver(port) as laser:
-                with EnergyMeter(instrument) as meter:
+                with contextlib.closing(open_instrument("meter", instrument)) as meter:
                     return await calibrate_laser(laser, AsyncInstrument(meter), options["setpoints"], options["pulses"],
                                                  options["rate"], progress)
         async with CryoDriver(port) as cryo:
-            with ReferenceThermometer(instrument) as thermometer:
+            with contextlib.closing(open_instrument("thermometer", instrument)) as thermometer:
                 return await calibrate_cryo(cryo, AsyncInstrument(thermometer), options["targets"], options["freeze"],
                                             progress=progress)
 

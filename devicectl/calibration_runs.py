@@ -204,8 +204,8 @@ class CalibrationRuns:
         # plotting takes a while: off the event loop, which feeds every unit's watchdog
         certificate = await asyncio.to_thread(_write_certificate, Path(service.settings.data_dir) / "certificates",
                                               result, run.technician, expires_on)
-        run.record_id = service.record_calibration(user, result.serial, run.kind, result.passed, result.results,
-                                                   expires_on, str(certificate))
+        run.record_id = await asyncio.to_thread(service.record_calibration, user, result.serial, run.kind,
+                                                result.passed, result.results, expires_on, str(certificate))
         run.certificate = str(certificate)
         run.result = {k: v for k, v in result.results.items() if k != "points"}
         run.reasons = result.reasons

@@ -184,10 +184,28 @@ def _int_list(text: str, what: str) -> list[int]:
     return values
 
 
+def _service_url(service: Optional[str], config: Optional[Path]) -> Optional[str]:
+    if service:
+        return service
+    if config is not None:
+        from .calibrate_remote import service_url_from_config
+
+        return service_url_from_config(config)
+    return None
+
+
+SERVICE_OPTION = typer.Option(None, "--service", help="URL of the running service: calibrate through it (service mode).")
+CONFIG_OPTION = typer.Option(None, "--config", exists=True, dir_okay=False,
+                             help="The service's configuration: calibrate through the service it describes.")
+
+
 @calibrate_app.command("laser")
 def calibrate_laser_cmd(
-    port: str = typer.Option(..., help="The laser's serial port (pyserial URL)."),
-    meter: str = typer.Option(..., help="VISA resource of the energy meter EM-1."),
+    port: Optional[str] = typer.Option(None, help="The laser's serial port (standalone bench, no service)."),
+    meter: Optional[str] = typer.Option(None, help="VISA resource of the energy meter EM-1 (standalone bench)."),
+    service: Optional[str] = SERVICE_OPTION,
+    config: Optional[Path] = CONFIG_OPTION,
+    device: str = typer.Option("laser", help="The device's name in the service."),
     user: str = typer.Option(..., help="Technician's user name."),
     pin: str = typer.Option(..., prompt=True, hide_input=True, envvar="DEVICECTL_PIN", help="Technician's PIN."),
     data_dir: Path = typer.Option(Path("data"), help="The service's data folder (records and certificates)."),
@@ -197,6 +215,15 @@ def calibrate_laser_cmd(
     valid_days: int = typer.Option(180, min=1, max=730, help="Days the calibration stays valid."),
 ) -> None:
     """Laser in SERVICE mode, EM-1 in the beam: emitted-energy gain and monitor error."""
+    url = _service_url(service, config)
+    if url is not None:
+        from .calibrate_remote import run_remote_calibration
+
+        raise typer.Exit(run_remote_calibration(url, device, user, pin, {
+            "setpoints": _int_list(setpoints, "setpoint"), "pulses": pulses, "rate": rate}))
+    if not port or not meter:
+        raise typer.BadParameter("give --service URL (or --config) to calibrate through the running service, "
+                                 "or --port and --meter for a bench without a service")
     from .calibrate_cli import run_calibration
 
     raise typer.Exit(run_calibration("laser", port, meter, user, pin, data_dir, valid_days,
@@ -205,8 +232,12 @@ def calibrate_laser_cmd(
 
 @calibrate_app.command("cryo")
 def calibrate_cryo_cmd(
-    port: str = typer.Option(..., help="The cryo unit's serial port (pyserial URL)."),
-    thermometer: str = typer.Option(..., help="VISA resource of the reference thermometer RT-1."),
+    port: Optional[str] = typer.Option(None, help="The cryo unit's serial port (standalone bench, no service)."),
+    thermometer: Optional[str] = typer.Option(None, help="VISA resource of the reference thermometer RT-1 "
+                                              "(standalone bench)."),
+    service: Optional[str] = SERVICE_OPTION,
+    config: Optional[Path] = CONFIG_OPTION,
+    device: str = typer.Option("cryo", help="The device's name in the service."),
     user: str = typer.Option(..., help="Technician's user name."),
     pin: str = typer.Option(..., prompt=True, hide_input=True, envvar="DEVICECTL_PIN", help="Technician's PIN."),
     data_dir: Path = typer.Option(Path("data"), help="The service's data folder (records and certificates)."),
@@ -215,6 +246,15 @@ def calibrate_cryo_cmd(
     valid_days: int = typer.Option(180, min=1, max=730, help="Days the calibration stays valid."),
 ) -> None:
     """RT-1 clamped on the tip: the tip sensor's offset."""
+    url = _service_url(service, config)
+    if url is not None:
+        from .calibrate_remote import run_remote_calibration
+
+        raise typer.Exit(run_remote_calibration(url, device, user, pin, {
+            "targets": _int_list(targets, "target"), "freeze": freeze}))
+    if not port or not thermometer:
+        raise typer.BadParameter("give --service URL (or --config) to calibrate through the running service, "
+                                 "or --port and --thermometer for a bench without a service")
     from .calibrate_cli import run_calibration
 
     raise typer.Exit(run_calibration("cryo", port, thermometer, user, pin, data_dir, valid_days,

@@ -4,6 +4,9 @@ through the service's own connection — against the simulated bench, service an
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -169,3 +172,25 @@ def test_a_cryo_calibration_runs_through_the_service(system) -> None:  # type: i
     technician.call("PUT", "/api/devices/cryo/service-mode", json={"on": False})
     cryo = next(d for d in technician.call("GET", "/api/devices") if d["name"] == "cryo")
     assert cryo["connected"] and not cryo["locked"] and cryo["service_mode"] is None
+
+
+def test_the_calibrate_command_runs_through_the_service(system) -> None:  # type: ignore[no-untyped-def]
+    bench, service, admin, practitioner, technician = system
+    command = [sys.executable, "-m", "devicectl.cli", "calibrate", "laser", "--user", "tech", "--setpoints", "300,600",
+               "--pulses", "3", "--rate", "10"]
+    env = {**os.environ, "DEVICECTL_PIN": "2222", "COLUMNS": "200"}
+    answer = subprocess.run([*command, "--service", service.url], capture_output=True, text=True, env=env, timeout=120)
+    assert answer.returncode == 0, answer.stdout
+    assert "PASSED" in answer.stdout and "300 mJ: emitted" in answer.stdout and "certificate:" in answer.stdout
+    laser = next(d for d in technician.call("GET", "/api/devices") if d["name"] == "laser")
+    assert laser["connected"] and laser["service_mode"] is None  # entered and left by the command
+    # the service's own configuration file names the service to use
+    by_config = subprocess.run([*command, "--config", str(service.config)], capture_output=True, text=True, env=env,
+                               timeout=120)
+    assert by_config.returncode == 0, by_config.stdout
+    # a practitioner's session keeps the command out, with the reason
+    sid = laser_session(practitioner)
+    practitioner.call("PUT", f"/api/sessions/{sid}/checklist", json=ALL_CHECKED)
+    practitioner.call("POST", f"/api/sessions/{sid}/start")
+    refused = subprocess.run([*command, "--service", service.url], capture_output=True, text=True, env=env, timeout=60)
+    assert refused.returncode == 3 and f"session {sid} is open" in " ".join(refused.stdout.split())
