@@ -24,6 +24,7 @@ from .auth import AuthError, User
 from .calibration_records import check_results
 from .service import Service
 from .sessions import SessionError
+from .history import install as install_history
 from .technician_api import register as register_technician_routes
 
 
@@ -299,6 +300,7 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
         return {"ok": True, "devices": {s.config.name: s.status.connected for s in service.supervisors.values()}}
 
     register_technician_routes(app, service, Auth)  # faults, service mode, calibration runs
+    install_history(app, service)  # Home overview, closing interrupted and cancelling planned sessions
     ui = Path(__file__).with_name("ui")
     app.mount("/", StaticFiles(directory=ui, html=True), name="ui")
     return app

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.service_harness import Api, BenchProcess, ServiceProcess
+from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess, laser_session, ready
 from tests.test_ui import CHROMIUM, browser, checklist, login, page, plan, shot, system  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is installed by `make test`")
@@ -22,9 +22,12 @@ System = tuple[BenchProcess, ServiceProcess]
 
 def touch_targets(page: Page) -> None:
     """Every visible button is at least 48 x 48 px."""
-    for button in page.locator("button:visible").all():
-        box = button.bounding_box()
-        assert box and box["height"] >= 48 and box["width"] >= 48, button.inner_text()
+    small = page.evaluate("""() => [...document.querySelectorAll("button")]
+        .filter((b) => b.offsetParent !== null || getComputedStyle(b).position === "fixed")
+        .map((b) => [b.innerText, b.getBoundingClientRect()])
+        .filter(([, r]) => r.width > 0 && (r.width < 48 || r.height < 48))
+        .map(([t, r]) => `${t}: ${r.width}x${r.height}`)""")
+    assert not small, small
 
 
 def laser_on_screen(page: Page, site: str = "left forearm") -> None:
@@ -100,3 +103,72 @@ def test_an_unconfirmed_stop_is_a_red_alarm_on_every_screen(page: Page, system: 
     page.click("#home-btn")
     expect(alarm).to_be_visible()
     bench.laser("ignore_stop", on=False)
+
+
+# ------------------------------------------------------------------ a screen belongs to one session; Home
+def fire(api: Api, bench: BenchProcess, pulses: int) -> int:
+    """A laser session (patient A, through the API) that fired ``pulses`` and stays open."""
+    sid = laser_session(api, budget=pulses)
+    api.call("PUT", f"/api/sessions/{sid}/checklist", json=ALL_CHECKED)
+    api.call("POST", f"/api/sessions/{sid}/start")
+    ready(api, sid)
+    bench.laser("set_input", name="foot", value=1)
+    api.wait(f"/api/sessions/{sid}", lambda s: s["pulses_recorded"] == pulses, timeout=15)
+    bench.laser("set_input", name="foot", value=0)
+    return sid
+
+
+def test_a_screen_shows_only_its_session_and_home_lists_whose_device_it_is(page: Page, system: System) -> None:
+    bench, service = system
+    api = Api(service.url, "pat", "1111")
+    other = fire(api, bench, 3)
+    patient_a = api.call("GET", f"/api/sessions/{other}")["patient_id"]
+    login(page, "pat", "1111")
+    card = page.locator("[data-device=laser]")
+    expect(card.locator(".in-session")).to_contain_text(f"In session {other}: patient {patient_a}, pat, since ")
+    expect(card).to_contain_text("calibration passed · due ")
+    expect(page.locator(f"#open-sessions [data-session='{other}']")).to_contain_text("active")
+    touch_targets(page)
+    shot(page, "16-home-sessions")
+    # patient B planned on the busy laser: B's screen never shows A's pulses, and says whose the laser is
+    laser_on_screen_busy = page.locator("#other-session")
+    plan(page, "laser", "tattoo", "2", "0.3", "right forearm", ("black",))
+    page.click("#makeplan")
+    checklist(page)
+    page.click("#savechecklist")
+    expect(page.locator("#banners")).to_contain_text(f"laser is in session {other}")
+    expect(laser_on_screen_busy).to_contain_text(f"The laser is in session {other}")
+    expect(page.locator("#pulse-count")).to_contain_text("0 /")
+    expect(page.locator("#arm")).to_be_disabled()
+    laser_on_screen_busy.locator("#open-other").click()
+    expect(page.locator("#treatment h1")).to_contain_text(f"session {other} · patient {patient_a}")
+    expect(page.locator("#pulse-count")).to_contain_text("3 / 3")
+    page.click("#endsession")
+    page.click("#end-yes")
+    expect(page.locator("#aftercare")).to_contain_text("3 pulses recorded")
+    page.click("#done")
+    expect(card.locator(".in-session")).to_have_count(0)
+
+
+def test_an_interrupted_session_is_reviewed_and_closed_with_its_aftercare(page: Page, system: System) -> None:
+    bench, service = system
+    api = Api(service.url, "pat", "1111")
+    sid = fire(api, bench, 3)
+    service.stop()
+    service.start()  # the restart marks the session interrupted
+    login(page, "pat", "1111")
+    row = page.locator(f"#open-sessions [data-session='{sid}']")
+    expect(row).to_contain_text("interrupted")
+    row.locator(f"[data-review='{sid}']").click()
+    expect(page.locator("#review")).to_contain_text("3 pulses recorded")
+    shot(page, "15-interrupted-review")
+    page.click("#close-session")
+    expect(page.locator("#aftercare")).to_contain_text("3 pulses recorded")
+    api = Api(service.url, "pat", "1111")
+    session = api.call("GET", f"/api/sessions/{sid}")
+    assert session["state"] == "ended" and session["outcome"].startswith("interrupted: ")
+    api.call("POST", f"/api/sessions/{sid}/close", 409)  # closed once
+    admin = Api(service.url, "admin", "90210")
+    assert any(e["action"] == "session.closed" for e in admin.call("GET", "/api/audit"))
+    page.click("#done")
+    expect(row).to_have_count(0)

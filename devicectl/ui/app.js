@@ -61,8 +61,8 @@ function live(msg) {
   }
   if (msg.type === "decision") decisionNote(msg.device, msg.decision, msg.reason);
   if (msg.type === "alarm") alarmNote(msg.device, msg.message);
-  if (msg.type === "event" || msg.type === "decision" || msg.type === "status") scheduleRefresh();
-  if (msg.type === "hello" || msg.type === "status") syncConditionNotes();
+  if (msg.type === "event" || msg.type === "decision" || (msg.type === "status" && S.session && msg.device === S.session.device)) scheduleRefresh();
+  if (msg.type === "hello" || msg.type === "status") { syncConditionNotes(); homeLive(msg); }
   renderBanners();
 }
 
@@ -204,26 +204,85 @@ function pinScreen(oldPin) {
 
 // ------------------------------------------------------------------ home
 async function home() {
+  clearInterval(S.poll);
   S.sessionId = null; S.session = null;
   renderBanners();
-  const devices = await api("GET", "/api/devices").catch(() => []);
-  for (const d of devices) S.devices[d.name] = d;
-  const cards = devices.map((d) => `<div class="panel"><h2>${esc(d.name)} · ${esc(d.model || d.kind)}</h2>
-      <span class="state ${d.connected ? esc(d.state) : "DISCONNECTED"}">${d.connected ? esc(d.state) : "DISCONNECTED"}</span>
-      <p class="muted">serial ${esc(d.serial || "?")}${d.fault ? ` · fault ${esc(d.fault)}` : ""}</p></div>`).join("");
-  show(`<h1>Devices</h1><div class="grid">${cards}</div>
+  show(`<h1>Home</h1><div id="home"></div>
     <div class="row" style="margin-top:24px">
       ${S.role === "practitioner" ? `<button id="new" class="primary">New treatment</button>` : ""}
       ${S.role !== "practitioner" ? `<button id="cal">Calibration status</button>` : ""}
     </div><div id="message"></div>`);
   on("new", planScreen);
   on("cal", calibrationScreen);
+  await loadOverview();
+}
+
+const isoDate = (ts) => { const d = new Date(ts * 1000); return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`; };
+const since = (ts) => ts ? `${isoDate(ts)} ${new Date(ts * 1000).toTimeString().slice(0, 5)}` : "—";
+
+async function loadOverview() {
+  S.overviewDue = false;
+  try { S.overview = await api("GET", "/api/overview"); } catch (e) { return; }
+  for (const d of S.overview.devices) S.devices[d.name] = { ...S.devices[d.name], ...d };
+  syncConditionNotes(); renderBanners(); renderHome();
+}
+
+// Home follows the live stream: device state at once, sessions re-read when a device's session changes.
+function homeLive(msg) {
+  if (!$("#home") || !S.overview) return;
+  if (msg.type === "status") {
+    const known = S.overview.devices.find((d) => d.name === msg.device);
+    if (known && (known.session ? known.session.id : null) !== (msg.status.session_id ?? null) && !S.overviewDue) {
+      S.overviewDue = true; setTimeout(loadOverview, 200);
+    }
+  }
+  renderHome();
+}
+
+function renderHome() {
+  const el = $("#home"); if (!el || !S.overview) return;
+  const cards = S.overview.devices.map((o) => {
+    const d = { ...o, ...(S.devices[o.name] || {}) };
+    const state = d.connected ? d.state : "DISCONNECTED";
+    const cal = o.calibration || {};
+    const ses = o.session;
+    return `<div class="panel device" data-device="${esc(o.name)}"><h2>${esc(o.name)} · ${esc(d.model || d.kind)}</h2>
+      <span class="state ${esc(state)}">${esc(state)}</span>
+      <p class="muted">serial ${esc(d.serial || "?")}${d.fault ? ` · fault ${esc(d.fault)}` : ""}</p>
+      <p class="cal cal-${esc(cal.status)}">calibration <b>${esc(cal.status)}</b>${cal.due ? ` · due ${esc(cal.due)}` : ""}</p>
+      ${d.refused ? `<div class="refusal">${esc(d.refused)}</div>` : ""}
+      ${d.locked ? `<div class="warning lock">Locked: ${esc(d.locked)}</div>` : ""}
+      ${ses ? `<p class="in-session">In session ${ses.id}: patient ${esc(ses.patient_id)}, ${esc(ses.practitioner)}, since ${esc(since(ses.opened))}</p>
+        <button data-open="${ses.id}">Open session ${ses.id}</button>` : `<p class="muted">no session</p>`}</div>`;
+  }).join("");
+  const rows = S.overview.open_sessions.map((x) => {
+    const acts = x.state === "interrupted" ? `<button data-review="${x.id}" class="primary">Review and close</button>`
+      : `<button data-open="${x.id}">Resume</button>${x.state === "planned" ? ` <button data-cancel="${x.id}" class="small">Cancel</button>` : ""}`;
+    return `<tr data-session="${x.id}"><td>${x.id}</td><td>${esc(x.patient_id)}</td><td>${esc(x.device)}</td><td>${esc(x.site)}</td>
+      <td><b>${esc(x.state)}</b></td><td>${esc(x.practitioner)}</td><td>${esc(since(x.opened || x.created))}</td><td>${acts}</td></tr>`;
+  }).join("");
+  const html = `<div class="grid">${cards}</div>
+    <h2>Open and interrupted sessions</h2>${rows ? `<table id="open-sessions"><tr><th>#</th><th>Patient</th><th>Device</th><th>Site</th><th>State</th><th>By</th><th>Since</th><th></th></tr>${rows}</table>`
+      : `<p class="muted" id="open-sessions">none</p>`}`;
+  if (el.dataset.html === html) return;
+  el.dataset.html = html; el.innerHTML = html;
+  el.querySelectorAll("[data-open]").forEach((b) => b.onclick = () => openSession(Number(b.dataset.open)));
+  el.querySelectorAll("[data-review]").forEach((b) => b.onclick = () => openSession(Number(b.dataset.review)));
+  el.querySelectorAll("[data-cancel]").forEach((b) => b.onclick = async () => {
+    try { await api("POST", `/api/sessions/${b.dataset.cancel}/cancel`); loadOverview(); } catch (e) { refusalNote("session", e.message); }
+  });
 }
 
 // ------------------------------------------------------------------ plan
 function choice(name, values, labels, multi = false) {
   return `<div class="row" data-choice="${name}">${values.map((v, i) =>
     `<button type="button" data-value="${esc(v)}" class="${(multi ? (S.plan[name] || []).includes(v) : S.plan[name] === v) ? "selected" : ""}">${esc(labels ? labels[i] : v)}</button>`).join("")}</div>`;
+}
+
+// a device in another session says whose it is
+function busy(name) {
+  const o = S.overview && S.overview.devices.find((d) => d.name === name);
+  return o && o.session ? ` — in session ${o.session.id}, patient ${o.session.patient_id}, ${o.session.practitioner}` : "";
 }
 
 function planScreen() {
@@ -240,7 +299,7 @@ function renderPlan() {
     <div class="panel">
       <div class="row"><label for="patient">Patient ID</label><input id="patient" value="${esc(S.plan.patient_id)}" placeholder="P-... or new">
         <button id="newpatient" class="small">New patient</button></div>
-      <h2>Device</h2>${choice("device", opts.devices.map((d) => d.name), opts.devices.map((d) => `${d.name} (${d.type})`))}
+      <h2>Device</h2>${choice("device", opts.devices.map((d) => d.name), opts.devices.map((d) => `${d.name} (${d.type})${busy(d.name)}`))}
       ${dev ? `<h2>Indication</h2>${choice("indication", indications.map((i) => i.value), indications.map((i) => i.label))}` : ""}
       <h2>Skin type (Fitzpatrick)</h2>${choice("skin_type", [1, 2, 3, 4, 5, 6], roman)}
       <h2>Sensitive skin</h2>${choice("sensitive_skin", [false, true], ["no", "yes"])}
@@ -409,7 +468,7 @@ function renderTreatment() {
   const action = laser ? `<button id="arm" class="go" ${block || S.busy ? "disabled" : ""}>ARM</button>`
     : `<label for="seconds">seconds</label><input id="seconds" size="4" inputmode="decimal" value="${esc(S.freezeInput ?? s.plan.freeze_s)}">
        <button id="freeze" class="go" ${block || S.busy ? "disabled" : ""}>FREEZE</button>`;
-  $("#treatment").innerHTML = `<h1>${esc(s.plan.indication.replace("_", " "))} · ${esc(s.plan.site)} <span class="muted">session ${s.id} · patient ${esc(s.patient_id)}</span></h1>
+  const html = `<h1>${esc(s.plan.indication.replace("_", " "))} · ${esc(s.plan.site)} <span class="muted">session ${s.id} · patient ${esc(s.patient_id)}</span></h1>
     <div class="row"><span id="device-state" class="state ${esc(state)}">${esc(words[state] || state)}</span></div>
     ${other ? `<div class="refusal" id="other-session">The ${esc(s.device)} is in session ${other}. <button id="open-other" class="small">Open session ${other}</button></div>` : ""}
     <div class="grid">${body}</div>
@@ -417,6 +476,9 @@ function renderTreatment() {
       ${d.locked && mine ? `<button id="ack" class="primary">Acknowledge</button>` : ""}
       ${d.paused && mine ? `<button id="reconfirm" class="primary">Re-confirm session</button>` : ""}
       <button id="endsession">End session</button></div><div id="message"></div>`;
+  const el = $("#treatment");
+  if (el.dataset.html === html) { if (!laser) drawCurve(s.plan.target_c); return; }  // unchanged: stable buttons
+  el.dataset.html = html; el.innerHTML = html;
   const seconds = $("#seconds");
   if (seconds) {
     seconds.oninput = () => { S.freezeInput = seconds.value; };  // a re-render never loses what was typed
@@ -488,8 +550,12 @@ function reviewScreen() {
     <div class="panel" id="review"><p>patient ${esc(s.patient_id)} · ${esc(s.device)} · <b>${esc(s.state)}</b>${s.outcome ? ` — ${esc(s.outcome)}` : ""}</p>
       <p>${s.plan.modality === "laser" ? plural(s.pulses_recorded, "pulse") : plural(s.freezes.length, "freeze")} recorded.</p>
       ${(s.decisions || []).map((x) => `<div class="warning">${esc(x.kind)}: ${esc(x.reason)}</div>`).join("")}</div>
-    <div class="row"><button id="done">Home</button></div><div id="message"></div>`);
+    <div class="row">${s.state === "interrupted" ? `<button id="close-session" class="primary">Close with aftercare sheet</button>` : ""}
+      <button id="done">Home</button></div><div id="message"></div>`);
   on("done", home);
+  on("close-session", async () => {
+    try { S.session = await api("POST", `/api/sessions/${s.id}/close`); aftercareScreen(); } catch (e) { refusalNote(s.device, e.message); }
+  });
 }
 
 async function calibrationScreen() {
