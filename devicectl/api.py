@@ -6,6 +6,7 @@ Validation errors are clear 4xx answers, never 5xx. Every route but login needs 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from contextlib import asynccontextmanager
 from datetime import date
@@ -19,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from safety.plans import Indication, Ink
 
-from .audit import verify
 from .auth import AuthError, User
 from .calibration_records import check_results
 from .service import Service
@@ -109,14 +109,14 @@ class CalibrationBody(Body):
         return data
 
 
-def token_of(authorization: Annotated[str | None, Header()] = None) -> str:
+async def token_of(authorization: Annotated[str | None, Header()] = None) -> str:  # async: no worker thread
     if not authorization or not authorization.startswith("Bearer "):
         raise AuthError("log in first (Authorization: Bearer TOKEN)")
     return authorization[7:]
 
 
-def current_user(request: Request, token: Annotated[str, Depends(token_of)]) -> User:
-    return request.app.state.service.accounts.user_for(token)
+async def current_user(request: Request, token: Annotated[str, Depends(token_of)]) -> User:
+    return await request.app.state.service.accounts.authenticate(token)  # read off the event loop
 
 
 Auth = Annotated[User, Depends(current_user)]
@@ -137,10 +137,12 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
 
     @app.exception_handler(AuthError)
     async def auth_error(request: Request, exc: AuthError) -> JSONResponse:
+        await service.store.flush()  # the refusal's audit entry is committed before the answer
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
     @app.exception_handler(SessionError)
     async def session_error(request: Request, exc: SessionError) -> JSONResponse:
+        await service.store.flush()
         return JSONResponse({"error": str(exc), "hazard": exc.hazard}, status_code=exc.status)
 
     @app.exception_handler(ValueError)
@@ -151,12 +153,12 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
     # ------------------------------------------------------------------ accounts
     @app.post("/api/login")
     async def login(body: LoginBody) -> dict[str, Any]:
-        token, user = service.accounts.login(body.user, body.pin)
+        token, user = await service.accounts.login(body.user, body.pin)
         return {"token": token, "user": user.name, "role": user.role, "must_change_pin": user.must_change}
 
     @app.post("/api/logout")
     async def logout(user: Auth, token: Token) -> dict[str, Any]:
-        service.accounts.logout(token, user)
+        await service.accounts.logout(token, user)
         return {"ok": True}
 
     @app.get("/api/me")
@@ -165,18 +167,18 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
 
     @app.post("/api/me/pin")
     async def change_pin(body: PinBody, user: Auth) -> dict[str, Any]:
-        service.accounts.change_pin(user, body.old_pin, body.new_pin)
+        await service.accounts.change_pin(user, body.old_pin, body.new_pin)
         return {"ok": True}
 
     @app.post("/api/users", status_code=201)
     async def create_user(body: UserBody, user: Auth) -> dict[str, Any]:
         service.accounts.require(user, "admin", action="user.create")
-        return {"id": service.accounts.create_user(user, body.name, body.role, body.pin)}
+        return {"id": await service.accounts.create_user(user, body.name, body.role, body.pin)}
 
     @app.post("/api/users/{name}/unlock")
     async def unlock_user(name: str, user: Auth) -> dict[str, Any]:
         service.accounts.require(user, "admin", action="user.unlock")
-        service.accounts.unlock(user, name)
+        await service.accounts.unlock(user, name)
         return {"ok": True}
 
     # ------------------------------------------------------------------ devices and stop
@@ -192,29 +194,29 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
     @app.post("/api/devices/{device}/acknowledge")
     async def acknowledge_device(device: str, user: Auth) -> dict[str, Any]:
         """Clear a device's lock-out after its cause was dealt with (audited; never arms)."""
-        return service.sessions.acknowledge_device(user, device)
+        return await service.sessions.acknowledge_device(user, device)
 
     # ------------------------------------------------------------------ sessions
     @app.post("/api/patients", status_code=201)
     async def new_patient(user: Auth) -> dict[str, Any]:
-        return {"patient_id": service.sessions.new_patient(user)}
+        return {"patient_id": await service.sessions.new_patient(user)}
 
     @app.post("/api/sessions", status_code=201)
     async def create_session(body: SessionBody, user: Auth) -> dict[str, Any]:
         request = body.model_dump(mode="json", exclude={"patient_id", "device"})
-        return service.sessions.create(user, body.patient_id, body.device, request)
+        return await service.sessions.create(user, body.patient_id, body.device, request)
 
     @app.get("/api/sessions/{session_id}")
     async def get_session(session_id: int, user: Auth) -> dict[str, Any]:
-        return service.sessions.get(session_id)
+        return await service.sessions.get(session_id)
 
     @app.post("/api/sessions/{session_id}/edit")
     async def edit_session(session_id: int, body: EditBody, user: Auth) -> dict[str, Any]:
-        return service.sessions.edit(user, session_id, body.model_dump(exclude_none=True))
+        return await service.sessions.edit(user, session_id, body.model_dump(exclude_none=True))
 
     @app.put("/api/sessions/{session_id}/checklist")
     async def checklist(session_id: int, body: ChecklistBody, user: Auth) -> dict[str, Any]:
-        return service.sessions.set_checklist(user, session_id, body.model_dump(mode="json"))
+        return await service.sessions.set_checklist(user, session_id, body.model_dump(mode="json"))
 
     @app.post("/api/sessions/{session_id}/start")
     async def start(session_id: int, user: Auth) -> dict[str, Any]:
@@ -230,11 +232,11 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
 
     @app.post("/api/sessions/{session_id}/acknowledge")
     async def acknowledge(session_id: int, user: Auth) -> dict[str, Any]:
-        return service.sessions.acknowledge(user, session_id)
+        return await service.sessions.acknowledge(user, session_id)
 
     @app.post("/api/sessions/{session_id}/reconfirm")
     async def reconfirm(session_id: int, user: Auth) -> dict[str, Any]:
-        return service.sessions.reconfirm(user, session_id)
+        return await service.sessions.reconfirm(user, session_id)
 
     @app.post("/api/sessions/{session_id}/end")
     async def end(session_id: int, user: Auth) -> dict[str, Any]:
@@ -243,31 +245,30 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
     # ------------------------------------------------------------------ calibration and audit
     @app.get("/api/calibrations")
     async def calibrations(user: Auth) -> list[dict[str, Any]]:
-        return service.calibrations()
+        return await asyncio.to_thread(service.calibrations)
 
     @app.post("/api/calibrations", status_code=201)
     async def record_calibration(body: CalibrationBody, user: Auth) -> dict[str, Any]:
         service.accounts.require(user, "technician", action="calibration.record")
         check_results(body.device_kind, body.passed, body.results)  # a CalibrationError is a 422 naming the field
-        return {"id": service.record_calibration(user, body.device_serial, body.device_kind, body.passed, body.results)}
+        return {"id": await asyncio.to_thread(service.record_calibration, user, body.device_serial, body.device_kind, body.passed,
+                                              body.results)}
 
     @app.get("/api/audit")
     async def audit(user: Auth, limit: int = 200) -> list[dict[str, Any]]:
         service.accounts.require(user, "admin", action="audit.read")
-        return service.audit.entries(max(1, min(limit, 1000)))
+        return await service.audit.entries(max(1, min(limit, 1000)))
 
     @app.get("/api/audit/verify")
     async def audit_verify(user: Auth) -> dict[str, Any]:
         service.accounts.require(user, "admin", action="audit.verify")
-        with service.store.lock:
-            result = verify(service.store.conn)
-        return result.__dict__
+        return (await service.audit.verify()).__dict__
 
     # ------------------------------------------------------------------ live stream
     @app.websocket("/ws")
     async def live(websocket: WebSocket, token: str = "") -> None:
         try:
-            user = service.accounts.user_for(token)
+            user = await service.accounts.authenticate(token)
         except AuthError:
             await websocket.close(code=4401)
             return
@@ -303,4 +304,6 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
     install_history(app, service)  # Home overview, closing interrupted and cancelling planned sessions
     ui = Path(__file__).with_name("ui")
     app.mount("/", StaticFiles(directory=ui, html=True), name="ui")
+    with contextlib.suppress(Exception):  # the schema built now, not on the event loop at its first request
+        app.openapi()  # (an error in it is answered at /openapi.json)
     return app

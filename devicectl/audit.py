@@ -7,11 +7,13 @@ UPDATE and DELETE. ``verify`` walks the chain and names the first entry that doe
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sqlite3
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from .store import Store
@@ -25,16 +27,28 @@ def _digest(prev_hash: str, entry_id: int, ts: float, actor: str, action: str, d
 
 
 class AuditLog:
+    """Entries are written by the store's writer, in its transactions: the chain follows the commit order."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def append(self, actor: str, action: str, conn: sqlite3.Connection | None = None, **detail: Any) -> int:
-        """Append one entry (inside ``conn``'s transaction when given, so it commits with the record)."""
+    def append(self, actor: str, action: str, conn: sqlite3.Connection | None = None, **detail: Any) -> Any:
+        """Append one entry: inside ``conn``'s transaction when given (it commits with the record; returns
+        its id); else, on the event loop, queued to the writer (returns a future done with the id once
+        committed: await it when an answer depends on it); else written and committed before returning."""
         text = json.dumps(detail, sort_keys=True, default=str, separators=(",", ":"))
         if conn is not None:
             return self._append(conn, actor, action, text)
-        with self.store.transaction() as tx:
-            return self._append(tx, actor, action, text)
+        work = partial(self._append, actor=actor, action=action, detail=text)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self.store.write_sync(work)
+        return self.store.write(work)
+
+    def append_in(self, conn: sqlite3.Connection, actor: str, action: str, **detail: Any) -> int:
+        """Append one entry inside a unit of work's transaction (on the writer's connection)."""
+        return self._append(conn, actor, action, json.dumps(detail, sort_keys=True, default=str, separators=(",", ":")))
 
     def _append(self, conn: sqlite3.Connection, actor: str, action: str, detail: str) -> int:
         last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
@@ -48,9 +62,16 @@ class AuditLog:
         )
         return entry_id
 
-    def entries(self, limit: int = 200) -> list[dict[str, Any]]:
-        rows = self.store.query("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
-        return [dict(row) | {"detail": json.loads(row["detail"])} for row in rows]
+    async def entries(self, limit: int = 200) -> list[dict[str, Any]]:
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+            return [dict(row) | {"detail": json.loads(row["detail"])} for row in rows]
+
+        return await self.store.read(read)
+
+    async def verify(self) -> "Verification":
+        """``verify`` on a read connection, off the event loop."""
+        return await self.store.read(verify)
 
 
 @dataclass(frozen=True)

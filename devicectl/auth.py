@@ -1,4 +1,4 @@
-"""Users, roles, PIN login (scrypt), lock-out after 5 failures, session tokens.
+"""Users, roles, PIN login (scrypt, hashed in a worker thread: never on the event loop), lock-out after 5 failures, session tokens.
 
 Only practitioners treat, only technicians calibrate or use service mode, admins manage users;
 every login, refusal and change is audited. The first admin is created on first run with a
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -55,6 +56,10 @@ def valid_pin(pin: str) -> bool:
     return pin.isdigit() and PIN_DIGITS[0] <= len(pin) <= PIN_DIGITS[1]
 
 
+_USER_OF_TOKEN = ("SELECT users.*, tokens.expires FROM tokens JOIN users ON users.id = tokens.user_id"
+                  " WHERE tokens.hash = ?")
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -65,96 +70,124 @@ class Accounts:
         self.audit = audit
         self.token_s = token_hours * 3600
 
-    def ensure_first_admin(self) -> str | None:
+    async def ensure_first_admin(self) -> str | None:
         """Create the first admin on first run; returns its one-time PIN (None if users exist)."""
-        if self.store.one("SELECT id FROM users LIMIT 1"):
+        if await self.store.read(lambda conn: conn.execute("SELECT id FROM users LIMIT 1").fetchone()):
             return None
         pin = f"{secrets.randbelow(10**6):06d}"
-        with self.store.transaction() as tx:
-            tx.execute(
-                "INSERT INTO users (name, role, pin_hash, must_change, created) VALUES (?, 'admin', ?, 1, ?)",
-                ("admin", hash_pin(pin), time.time()),
-            )
-            self.audit.append("system", "user.created", tx, name="admin", role="admin", first_run=True)
+        pin_hash = await self.store.run(hash_pin, pin)  # scrypt: tens of ms of CPU, never on the loop
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO users (name, role, pin_hash, must_change, created) VALUES (?, 'admin', ?, 1, ?)",
+                         ("admin", pin_hash, time.time()))
+            self.audit.append_in(conn, "system", "user.created", name="admin", role="admin", first_run=True)
+
+        await self.store.write(work)
         return pin
 
-    def create_user(self, actor: User, name: str, role: str, pin: str) -> int:
+    async def create_user(self, actor: User, name: str, role: str, pin: str) -> int:
         if actor.role != "admin":
-            self._refuse(actor, "user.create", "only an admin manages users", 403)
+            await self._refuse_async(actor, "user.create", "only an admin manages users", 403)
         if role not in ROLES:
             raise AuthError(f"role must be one of {', '.join(ROLES)}", 422)
         if not valid_pin(pin):
             raise AuthError(f"a PIN is {PIN_DIGITS[0]}-{PIN_DIGITS[1]} digits", 422)
-        if self.store.one("SELECT id FROM users WHERE name = ?", (name,)):
+        if await self.store.read(lambda conn: conn.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()):
             raise AuthError(f"user {name!r} exists", 409)
-        with self.store.transaction() as tx:
-            cursor = tx.execute(
-                "INSERT INTO users (name, role, pin_hash, must_change, created) VALUES (?, ?, ?, 0, ?)",
-                (name, role, hash_pin(pin), time.time()),
-            )
-            self.audit.append(actor.name, "user.created", tx, name=name, role=role)
-        return int(cursor.lastrowid or 0)
+        pin_hash = await self.store.run(hash_pin, pin)
 
-    def unlock(self, actor: User, name: str) -> None:
+        def work(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute("INSERT INTO users (name, role, pin_hash, must_change, created) VALUES (?, ?, ?, 0, ?)",
+                                  (name, role, pin_hash, time.time()))
+            self.audit.append_in(conn, actor.name, "user.created", name=name, role=role)
+            return int(cursor.lastrowid or 0)
+
+        return int(await self.store.write(work))
+
+    async def unlock(self, actor: User, name: str) -> None:
         if actor.role != "admin":
-            self._refuse(actor, "user.unlock", "only an admin unlocks users", 403)
-        with self.store.transaction() as tx:
-            tx.execute("UPDATE users SET failed = 0, locked_until = 0 WHERE name = ?", (name,))
-            self.audit.append(actor.name, "user.unlocked", tx, name=name)
+            await self._refuse_async(actor, "user.unlock", "only an admin unlocks users", 403)
 
-    def login(self, name: str, pin: str) -> tuple[str, User]:
-        row = self.store.one("SELECT * FROM users WHERE name = ? AND active = 1", (name,))
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE users SET failed = 0, locked_until = 0 WHERE name = ?", (name,))
+            self.audit.append_in(conn, actor.name, "user.unlocked", name=name)
+
+        await self.store.write(work)
+
+    async def login(self, name: str, pin: str) -> tuple[str, User]:
+        row = await self.store.read(
+            lambda conn: conn.execute("SELECT * FROM users WHERE name = ? AND active = 1", (name,)).fetchone())
         now = time.time()
         if row is None:
-            self.audit.append(name or "?", "login.refused", reason="unknown user")
+            await self.audit.append(name or "?", "login.refused", reason="unknown user")
             raise AuthError("unknown user or wrong PIN")
         if row["locked_until"] > now:
-            self.audit.append(name, "login.refused", reason="locked")
+            await self.audit.append(name, "login.refused", reason="locked")
             raise AuthError("too many wrong PINs: locked for 15 minutes or until an admin unlocks", 423)
-        if not check_pin(pin, row["pin_hash"]):
+        if not await self.store.run(check_pin, pin, row["pin_hash"]):
             failed = row["failed"] + 1
             locked_until = now + LOCKOUT_S if failed >= MAX_FAILURES else 0
-            with self.store.transaction() as tx:
-                tx.execute("UPDATE users SET failed = ?, locked_until = ? WHERE id = ?", (failed, locked_until, row["id"]))
-                self.audit.append(name, "login.refused", tx, reason="wrong PIN", failures=failed, locked=bool(locked_until))
+
+            def refused(conn: sqlite3.Connection) -> None:
+                conn.execute("UPDATE users SET failed = ?, locked_until = ? WHERE id = ?", (failed, locked_until, row["id"]))
+                self.audit.append_in(conn, name, "login.refused", reason="wrong PIN", failures=failed, locked=bool(locked_until))
+
+            await self.store.write(refused)
             if locked_until:
                 raise AuthError("too many wrong PINs: locked for 15 minutes or until an admin unlocks", 423)
             raise AuthError("unknown user or wrong PIN")
         token = secrets.token_urlsafe(32)
-        with self.store.transaction() as tx:
-            tx.execute("UPDATE users SET failed = 0, locked_until = 0 WHERE id = ?", (row["id"],))
-            tx.execute("INSERT INTO tokens (hash, user_id, expires) VALUES (?, ?, ?)", (_token_hash(token), row["id"], now + self.token_s))
-            self.audit.append(name, "login", tx, role=row["role"])
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE users SET failed = 0, locked_until = 0 WHERE id = ?", (row["id"],))
+            conn.execute("INSERT INTO tokens (hash, user_id, expires) VALUES (?, ?, ?)", (_token_hash(token), row["id"], now + self.token_s))
+            self.audit.append_in(conn, name, "login", role=row["role"])
+
+        await self.store.write(work)
         return token, User(row["id"], row["name"], row["role"], bool(row["must_change"]))
 
-    def logout(self, token: str, user: User) -> None:
-        with self.store.transaction() as tx:
-            tx.execute("DELETE FROM tokens WHERE hash = ?", (_token_hash(token),))
-            self.audit.append(user.name, "logout", tx)
+    async def logout(self, token: str, user: User) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM tokens WHERE hash = ?", (_token_hash(token),))
+            self.audit.append_in(conn, user.name, "logout")
+
+        await self.store.write(work)
 
     def user_for(self, token: str | None) -> User:
+        """The token's user (a synchronous read: for worker threads, such as FastAPI's sync dependencies)."""
         if not token:
             raise AuthError("log in first")
-        row = self.store.one(
-            "SELECT users.*, tokens.expires FROM tokens JOIN users ON users.id = tokens.user_id WHERE tokens.hash = ?",
-            (_token_hash(token),),
-        )
+        return self._user(self.store.one(_USER_OF_TOKEN, (_token_hash(token),)))
+
+    async def authenticate(self, token: str | None) -> User:
+        """``user_for``, read off the event loop."""
+        if not token:
+            raise AuthError("log in first")
+        digest = _token_hash(token)
+        return self._user(await self.store.read(lambda conn: conn.execute(_USER_OF_TOKEN, (digest,)).fetchone()))
+
+    @staticmethod
+    def _user(row: sqlite3.Row | None) -> User:
         if row is None or not row["active"]:
             raise AuthError("not logged in (unknown token)")
         if row["expires"] < time.time():
             raise AuthError("the login expired: log in again")
         return User(row["id"], row["name"], row["role"], bool(row["must_change"]))
 
-    def change_pin(self, user: User, old: str, new: str) -> None:
-        row = self.store.one("SELECT pin_hash FROM users WHERE id = ?", (user.id,))
-        if row is None or not check_pin(old, row["pin_hash"]):
-            self.audit.append(user.name, "pin.refused", reason="wrong current PIN")
+    async def change_pin(self, user: User, old: str, new: str) -> None:
+        row = await self.store.read(lambda conn: conn.execute("SELECT pin_hash FROM users WHERE id = ?", (user.id,)).fetchone())
+        if row is None or not await self.store.run(check_pin, old, row["pin_hash"]):
+            await self.audit.append(user.name, "pin.refused", reason="wrong current PIN")
             raise AuthError("the current PIN is wrong", 403)
         if not valid_pin(new) or new == old:
             raise AuthError(f"the new PIN must be {PIN_DIGITS[0]}-{PIN_DIGITS[1]} digits and differ from the old", 422)
-        with self.store.transaction() as tx:
-            tx.execute("UPDATE users SET pin_hash = ?, must_change = 0 WHERE id = ?", (hash_pin(new), user.id))
-            self.audit.append(user.name, "pin.changed", tx)
+        pin_hash = await self.store.run(hash_pin, new)
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE users SET pin_hash = ?, must_change = 0 WHERE id = ?", (pin_hash, user.id))
+            self.audit.append_in(conn, user.name, "pin.changed")
+
+        await self.store.write(work)
 
     def require(self, user: User, *roles: str, action: str) -> None:
         """Refuse (403, audited) unless ``user`` has one of ``roles``; a one-time PIN must be changed first."""
@@ -164,5 +197,11 @@ class Accounts:
             self._refuse(user, action, f"only a {' or '.join(roles)} may do this", 403)
 
     def _refuse(self, user: User, action: str, message: str, status: int) -> None:
+        """Refuse, audited: on the event loop the entry is queued (the API awaits the store's flush
+        before it answers an error), elsewhere committed first."""
         self.audit.append(user.name, "refused", attempted=action, reason=message, role=user.role)
+        raise AuthError(message, status)
+
+    async def _refuse_async(self, user: User, action: str, message: str, status: int) -> None:
+        await self.audit.append(user.name, "refused", attempted=action, reason=message, role=user.role)
         raise AuthError(message, status)

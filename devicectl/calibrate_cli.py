@@ -31,7 +31,7 @@ def run_calibration(kind: str, port: str, instrument: str, user: str, pin: str, 
     audit = AuditLog(store)
     accounts = Accounts(store, audit)
     try:
-        _, technician = accounts.login(user, pin)
+        _, technician = asyncio.run(accounts.login(user, pin))
         accounts.require(technician, "technician", action=f"calibrate.{kind}")
     except AuthError as exc:
         console.print(f"[red]refused:[/red] {exc}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = Store(settings.data_dir / "devicectl.sqlite3")
+        self.store = Store(settings.data_dir / "devicectl.sqlite3", commit_delay_ms=settings.store_commit_delay_ms)
         self.audit = AuditLog(self.store)
         self.accounts = Accounts(self.store, self.audit, settings.token_hours)
         self.hub = Hub()
@@ -40,9 +41,9 @@ class Service:
         self.interrupted: list[int] = []
 
     async def start(self) -> None:
-        self.interrupted = self.sessions.mark_interrupted()
-        self.first_admin_pin = self.accounts.ensure_first_admin()
-        self.audit.append("system", "service.started", devices=list(self.supervisors))
+        self.interrupted = await self.sessions.mark_interrupted()
+        self.first_admin_pin = await self.accounts.ensure_first_admin()
+        await self.audit.append("system", "service.started", devices=list(self.supervisors))
         for supervisor in self.supervisors.values():
             await supervisor.start()
         if self.settings.mqtt is not None:
@@ -60,8 +61,8 @@ class Service:
             await self.mqtt.stop()
         for supervisor in self.supervisors.values():
             await supervisor.close()
-        self.audit.append("system", "service.stopped")
-        self.store.close()
+        await self.audit.append("system", "service.stopped")
+        await asyncio.to_thread(self.store.close)  # the writer commits what is queued, then stops
 
     def devices(self) -> list[dict[str, Any]]:
         return [s.snapshot() for s in self.supervisors.values()]

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import json
 import secrets
+import sqlite3
 import time
 from datetime import date
 from typing import Any, Awaitable
@@ -101,28 +102,35 @@ class Sessions:
             supervisor.decision_listeners.append(self._decision_recorder(name))
 
     # ------------------------------------------------------------------ restart
-    def mark_interrupted(self) -> list[int]:
+    async def mark_interrupted(self) -> list[int]:
         """Sessions left active by a crash or kill: interrupted, never resumed."""
-        rows = self.store.query("SELECT id FROM sessions WHERE state = ?", (ACTIVE,))
-        with self.store.transaction() as tx:
+
+        def work(conn: sqlite3.Connection) -> list[int]:
+            rows = conn.execute("SELECT id FROM sessions WHERE state = ?", (ACTIVE,)).fetchall()
             for row in rows:
-                tx.execute("UPDATE sessions SET state = 'interrupted', closed = ?, outcome = ? WHERE id = ?",
-                           (time.time(), "the service stopped during the session", row["id"]))
-                self.audit.append("system", "session.interrupted", tx, session=row["id"])
-        return [row["id"] for row in rows]
+                conn.execute("UPDATE sessions SET state = 'interrupted', closed = ?, outcome = ? WHERE id = ?",
+                             (time.time(), "the service stopped during the session", row["id"]))
+                self.audit.append_in(conn, "system", "session.interrupted", session=row["id"])
+            return [row["id"] for row in rows]
+
+        return list(await self.store.write(work))
 
     # ------------------------------------------------------------------ patients and plans
-    def new_patient(self, user: User) -> str:
+    async def new_patient(self, user: User) -> str:
         self.accounts.require(user, "practitioner", action="patient.create")
         patient_id = "P-" + secrets.token_hex(4).upper()
-        with self.store.transaction() as tx:
-            tx.execute("INSERT INTO patients (id, created, created_by) VALUES (?, ?, ?)", (patient_id, time.time(), user.name))
-            self.audit.append(user.name, "patient.created", tx, patient=patient_id)
+        now = time.time()
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO patients (id, created, created_by) VALUES (?, ?, ?)", (patient_id, now, user.name))
+            self.audit.append_in(conn, user.name, "patient.created", patient=patient_id)
+
+        await self.store.write(work)
         return patient_id
 
-    def create(self, user: User, patient_id: str, device: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def create(self, user: User, patient_id: str, device: str, request: dict[str, Any]) -> dict[str, Any]:
         self.accounts.require(user, "practitioner", action="session.create")
-        if not self.store.one("SELECT id FROM patients WHERE id = ?", (patient_id,)):
+        if not await self.store.read(lambda conn: conn.execute("SELECT id FROM patients WHERE id = ?", (patient_id,)).fetchone()):
             raise SessionError(f"no patient {patient_id}", 404)
         supervisor = self._supervisor(device)
         plan_request = PlanRequest(
@@ -135,69 +143,68 @@ class Sessions:
         )
         plan = plan_treatment(plan_request, self.table)
         if isinstance(plan, PlanRefused):
-            self.audit.append(user.name, "plan.refused", patient=patient_id, reason=plan.reason, hazard=plan.hazard.value)
+            await self.audit.append(user.name, "plan.refused", patient=patient_id, reason=plan.reason, hazard=plan.hazard.value)
             raise SessionError(plan.reason, 422, plan.hazard.value)
         if plan.modality.value != supervisor.config.type:
             raise SessionError(f"{plan.indication.value} is treated with the {plan.modality.value}, not {device}", 422)
-        with self.store.transaction() as tx:
-            cursor = tx.execute(
+        planned = plan
+        now = time.time()
+
+        def work(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
                 "INSERT INTO sessions (patient_id, device, modality, site, plan, state, created, practitioner)"
                 " VALUES (?, ?, ?, ?, ?, 'planned', ?, ?)",
-                (patient_id, device, plan.modality.value, plan.site, plan_to_json(plan), time.time(), user.name),
+                (patient_id, device, planned.modality.value, planned.site, plan_to_json(planned), now, user.name),
             )
             session_id = int(cursor.lastrowid or 0)
-            self.audit.append(user.name, "session.planned", tx, session=session_id, patient=patient_id,
-                              protocol=plan.protocol, device=device)
-        return self.get(session_id)
+            self.audit.append_in(conn, user.name, "session.planned", session=session_id, patient=patient_id,
+                                 protocol=planned.protocol, device=device)
+            return session_id
 
-    def edit(self, user: User, session_id: int, changes: dict[str, float]) -> dict[str, Any]:
+        return await self.get(await self.store.write(work))
+
+    async def edit(self, user: User, session_id: int, changes: dict[str, float]) -> dict[str, Any]:
         self.accounts.require(user, "practitioner", action="session.edit")
-        row = self._row(session_id)
+        row = await self._row(session_id)
         if row["state"] != "planned":
             raise SessionError("only a planned session can be edited")
         result = edit_plan(plan_from_json(row["plan"]), **changes)
         if isinstance(result, PlanRefused):
-            self.audit.append(user.name, "plan.edit.refused", session=session_id, changes=changes, reason=result.reason)
+            await self.audit.append(user.name, "plan.edit.refused", session=session_id, changes=changes, reason=result.reason)
             raise SessionError(result.reason, 422, result.hazard.value)
-        with self.store.transaction() as tx:
-            tx.execute("UPDATE sessions SET plan = ? WHERE id = ?", (plan_to_json(result), session_id))
-            self.audit.append(user.name, "plan.edited", tx, session=session_id, changes=changes)
-        return self.get(session_id)
+        edited = plan_to_json(result)
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE sessions SET plan = ? WHERE id = ?", (edited, session_id))
+            self.audit.append_in(conn, user.name, "plan.edited", session=session_id, changes=changes)
+
+        await self.store.write(work)
+        return await self.get(session_id)
 
     # ------------------------------------------------------------------ checklist
-    def set_checklist(self, user: User, session_id: int, answers: dict[str, Any]) -> dict[str, Any]:
+    async def set_checklist(self, user: User, session_id: int, answers: dict[str, Any]) -> dict[str, Any]:
         self.accounts.require(user, "practitioner", action="checklist")
-        row = self._row(session_id)
+        row = await self._row(session_id)
         answers_from_dict(answers)  # refuse malformed answers before storing them
-        with self.store.transaction() as tx:
-            tx.execute("UPDATE sessions SET checklist = ? WHERE id = ?", (json.dumps(answers), session_id))
-            self.audit.append(user.name, "checklist.answered", tx, session=session_id, answers=answers)
-        return self.get(row["id"])
+        text = json.dumps(answers)
 
-    def context(self, row: Any) -> ChecklistContext:
-        supervisor = self.supervisors[row["device"]]
-        serial = supervisor.status.serial
-        calibration = None
-        cal = self.store.one(
-            "SELECT * FROM calibrations WHERE device_serial = ? ORDER BY performed DESC, id DESC LIMIT 1", (serial,)
-        ) if serial else None
-        if cal is not None:
-            calibration = Calibration(cal["device_serial"], bool(cal["passed"]), date.fromisoformat(cal["expires_on"]))
-        previous = tuple(
-            PreviousSession(r["site"], Modality(r["modality"]), date.fromtimestamp(r["opened"]))
-            for r in self.store.query(
-                "SELECT site, modality, opened FROM sessions WHERE patient_id = ? AND id != ? AND opened IS NOT NULL",
-                (row["patient_id"], row["id"]),
-            )
-        )
-        return ChecklistContext(date.today(), calibration, previous)
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE sessions SET checklist = ? WHERE id = ?", (text, session_id))
+            self.audit.append_in(conn, user.name, "checklist.answered", session=session_id, answers=answers)
 
-    def calibration_correction(self, row: Any) -> float:
+        await self.store.write(work)
+        return await self.get(row["id"])
+
+    async def context(self, row: Any) -> ChecklistContext:
+        serial = self.supervisors[row["device"]].status.serial
+        return await self.store.read(lambda conn: _context(conn, row, serial))
+
+    async def calibration_correction(self, row: Any) -> float:
         """The monitor correction of the device's latest passed calibration (1.0 without one)."""
         serial = self.supervisors[row["device"]].status.serial
-        cal = self.store.one(
+        cal = await self.store.read(lambda conn: conn.execute(
             "SELECT results FROM calibrations WHERE device_serial = ? AND passed = 1 ORDER BY performed DESC LIMIT 1", (serial,)
-        )
+        ).fetchone())
         if cal is None:
             return 1.0
         correction = json.loads(cal["results"]).get("monitor_correction", 1.0)
@@ -211,7 +218,7 @@ class Sessions:
         """Open the session on its device: STOP confirmed and every limit programmed and echoed,
         or the session stays planned and the reason is answered."""
         self.accounts.require(user, "practitioner", action="session.start")
-        row = self._row(session_id)
+        row = await self._row(session_id)
         if row["state"] != "planned":
             raise SessionError(f"the session is {row['state']}")
         device = row["device"]
@@ -227,7 +234,9 @@ class Sessions:
             raise SessionError(f"{device} is not connected")
         if supervisor.kernel.locked:
             raise SessionError(f"{device} is locked: {supervisor.kernel.locked}; acknowledge it first", 409, "H16")
-        correction = self.calibration_correction(row)
+        correction = await self.calibration_correction(row)
+        if supervisor.session_id is not None:  # another start got there while the calibration was read
+            raise SessionError(f"{device} is in session {supervisor.session_id}")
         supervisor.session_id = session_id
         try:
             _, confirmed = await supervisor.run_decisions(F.SessionOpened(plan_from_json(row["plan"]), supervisor.clock(),
@@ -236,12 +245,16 @@ class Sessions:
                 raise DriverError(f"the {device} did not confirm STOP")
         except DriverError as exc:
             await self._abandon_start(supervisor)
-            self.audit.append(user.name, "session.start.failed", session=session_id, reason=str(exc))
+            await self.audit.append(user.name, "session.start.failed", session=session_id, reason=str(exc))
             raise SessionError(f"the {device} could not be prepared: {exc}; the session was not started") from None
-        with self.store.transaction() as tx:
-            tx.execute("UPDATE sessions SET state = ?, opened = ? WHERE id = ?", (ACTIVE, time.time(), session_id))
-            self.audit.append(user.name, "session.started", tx, session=session_id)
-        return self.get(session_id)
+        opened = time.time()
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE sessions SET state = ?, opened = ? WHERE id = ?", (ACTIVE, opened, session_id))
+            self.audit.append_in(conn, user.name, "session.started", session=session_id)
+
+        await self.store.write(work)
+        return await self.get(session_id)
 
     async def _abandon_start(self, supervisor: DeviceSupervisor) -> None:
         """A session that could not be opened: the kernel closes it and the unit gets its
@@ -256,17 +269,19 @@ class Sessions:
             await supervisor._program_failsafe()
 
     async def arm(self, user: User, session_id: int) -> dict[str, Any]:
-        row, supervisor = self._active(session_id)
-        fact = F.ArmRequested(user.role, answers_from_dict(json.loads(row["checklist"])), self.context(row), supervisor.clock())
+        row, supervisor = await self._active(session_id)
+        context = await self.context(row)
+        fact = F.ArmRequested(user.role, answers_from_dict(json.loads(row["checklist"])), context, supervisor.clock())
         await self._request(user, session_id, supervisor, fact, "arm")
-        return self.get(session_id)
+        return await self.get(session_id)
 
     async def freeze(self, user: User, session_id: int, seconds: float) -> dict[str, Any]:
-        row, supervisor = self._active(session_id)
-        fact = F.FreezeRequested(user.role, seconds, answers_from_dict(json.loads(row["checklist"])), self.context(row),
+        row, supervisor = await self._active(session_id)
+        context = await self.context(row)
+        fact = F.FreezeRequested(user.role, seconds, answers_from_dict(json.loads(row["checklist"])), context,
                                  supervisor.clock())
         await self._request(user, session_id, supervisor, fact, "freeze", seconds=seconds)
-        return self.get(session_id)
+        return await self.get(session_id)
 
     async def _request(self, user: User, session_id: int, supervisor: DeviceSupervisor, fact: Any, action: str,
                        **detail: Any) -> None:
@@ -275,9 +290,9 @@ class Sessions:
         try:
             await supervisor.request(fact)
         except Refused as exc:
-            self.audit.append(user.name, f"{action}.refused", session=session_id, reason=exc.reason, hazard=exc.hazard)
+            await self.audit.append(user.name, f"{action}.refused", session=session_id, reason=exc.reason, hazard=exc.hazard)
             raise SessionError(exc.reason, 403 if exc.hazard == "H20" else 409, exc.hazard) from None
-        self.audit.append(user.name, action, session=session_id, **detail)
+        await self.audit.append(user.name, action, session=session_id, **detail)
 
     def stop(self, user: User, origin: str, device: str | None = None) -> Awaitable[dict[str, list[str]]]:
         """STOP, accepted for every logged-in role, on one device or all: decided before this
@@ -292,10 +307,10 @@ class Sessions:
         results = await asyncio.gather(*confirmations)
         stopped = [name for name, ok in zip(names, results) if ok]
         unconfirmed = [name for name, ok in zip(names, results) if not ok]
-        self.audit.append(user.name, "stop", origin=origin, devices=names, confirmed=stopped, unconfirmed=unconfirmed)
+        await self.audit.append(user.name, "stop", origin=origin, devices=names, confirmed=stopped, unconfirmed=unconfirmed)
         return {"stopped": stopped, "unconfirmed": unconfirmed}
 
-    def acknowledge_device(self, user: User, device: str) -> dict[str, Any]:
+    async def acknowledge_device(self, user: User, device: str) -> dict[str, Any]:
         """Clear a device's lock-out (with or without a session): audited, never an arming."""
         supervisor = self._supervisor(device)
         reason = supervisor.kernel.locked
@@ -303,37 +318,39 @@ class Sessions:
             raise SessionError(f"{device} is not locked")
         decisions = supervisor.handle(F.LockoutAcknowledged(user.role, supervisor.clock()))
         if decisions:
-            self.audit.append(user.name, "lockout.acknowledge.refused", device=device, reason=getattr(decisions[0], "reason", ""))
+            await self.audit.append(user.name, "lockout.acknowledge.refused", device=device,
+                                    reason=getattr(decisions[0], "reason", ""))
             raise SessionError(getattr(decisions[0], "reason", "refused"), 403)
         supervisor.status.alarm = None
-        self.audit.append(user.name, "lockout.acknowledged", device=device, lockout=reason, session=supervisor.session_id)
-        return supervisor.snapshot()
+        snapshot = supervisor.snapshot()
+        await self.audit.append(user.name, "lockout.acknowledged", device=device, lockout=reason, session=supervisor.session_id)
+        return snapshot
 
-    def acknowledge(self, user: User, session_id: int) -> dict[str, Any]:
-        return self._confirm(user, session_id, F.LockoutAcknowledged, "lockout.acknowledged", 403)
+    async def acknowledge(self, user: User, session_id: int) -> dict[str, Any]:
+        return await self._confirm(user, session_id, F.LockoutAcknowledged, "lockout.acknowledged", 403)
 
-    def reconfirm(self, user: User, session_id: int) -> dict[str, Any]:
-        return self._confirm(user, session_id, F.Reconfirmed, "session.reconfirmed", 409)
+    async def reconfirm(self, user: User, session_id: int) -> dict[str, Any]:
+        return await self._confirm(user, session_id, F.Reconfirmed, "session.reconfirmed", 409)
 
-    def _confirm(self, user: User, session_id: int, fact: Any, action: str, refused_status: int) -> dict[str, Any]:
+    async def _confirm(self, user: User, session_id: int, fact: Any, action: str, refused_status: int) -> dict[str, Any]:
         """A person's acknowledgement (never an arming): the kernel answers nothing, or why not."""
-        _, supervisor = self._active(session_id)
+        _, supervisor = await self._active(session_id)
         lockout = supervisor.kernel.locked
         decisions = supervisor.handle(fact(user.role, supervisor.clock()))
         if decisions:
             raise SessionError(getattr(decisions[0], "reason", "refused"), refused_status)
         if fact is F.LockoutAcknowledged:
             supervisor.status.alarm = None
-            self.audit.append(user.name, action, session=session_id, device=supervisor.config.name, lockout=lockout)
+            await self.audit.append(user.name, action, session=session_id, device=supervisor.config.name, lockout=lockout)
         else:
-            self.audit.append(user.name, action, session=session_id)
-        return self.get(session_id)
+            await self.audit.append(user.name, action, session=session_id)
+        return await self.get(session_id)
 
     async def end(self, user: User, session_id: int) -> dict[str, Any]:
         """End the session: STOP first; its outcome says what happened. It never ends
         "completed" while the unit was not confirmed safe."""
         self.accounts.require(user, "practitioner", action="session.end")
-        row, supervisor = self._active(session_id)
+        row, supervisor = await self._active(session_id)
         device = supervisor.config.name
         try:
             _, confirmed = await supervisor.run_decisions(F.SessionClosed(supervisor.clock()))
@@ -351,25 +368,26 @@ class Sessions:
             outcome = f"stopped by safety: {safety}"
         else:
             outcome = "completed"
-        with self.store.transaction() as tx:
-            tx.execute("UPDATE sessions SET state = 'ended', closed = ?, outcome = ? WHERE id = ?",
-                       (time.time(), outcome, session_id))
-            self.audit.append(user.name, "session.ended", tx, session=session_id, outcome=outcome)
-        return self.get(session_id)
+        closed = time.time()
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE sessions SET state = 'ended', closed = ?, outcome = ? WHERE id = ?", (closed, outcome, session_id))
+            self.audit.append_in(conn, user.name, "session.ended", session=session_id, outcome=outcome)
+
+        await self.store.write(work)  # after every record of the session queued before it
+        return await self.get(session_id)
 
     # ------------------------------------------------------------------ reading
-    def get(self, session_id: int) -> dict[str, Any]:
-        row = self._row(session_id)
+    async def get(self, session_id: int) -> dict[str, Any]:
+        serials = {name: supervisor.status.serial for name, supervisor in self.supervisors.items()}
+        view = await self.store.read(lambda conn: _session_view(conn, session_id, serials))
+        if view is None:
+            raise SessionError(f"no session {session_id}", 404)
+        row, context, pulses, freezes, decisions, unseen = view
         plan = plan_from_json(row["plan"])
         answers = answers_from_dict(json.loads(row["checklist"]))
         supervisor = self.supervisors.get(row["device"])
-        items = open_items(plan, answers, self.context(row)) if supervisor else []
-        pulses = self.store.one("SELECT COUNT(*) AS n FROM pulses WHERE session_id = ?", (session_id,))["n"]  # type: ignore[index]
-        freezes = [dict(r) for r in self.store.query("SELECT dur_s, cause, at FROM freezes WHERE session_id = ? ORDER BY id",
-                                                     (session_id,))]
-        decisions = [dict(r) for r in self.store.query(
-            "SELECT at, kind, hazard, reason FROM decisions WHERE session_id = ? AND kind != 'Refuse' ORDER BY id", (session_id,))]
-        unseen = self.store.one("SELECT COUNT(*) AS n FROM pulses WHERE session_id = ? AND seen = 0", (session_id,))["n"]  # type: ignore[index]
+        items = open_items(plan, answers, context) if supervisor else []
         out = {
             "id": row["id"], "patient_id": row["patient_id"], "device": row["device"], "state": row["state"],
             "decisions": decisions, "pulses_not_seen": unseen,
@@ -382,14 +400,14 @@ class Sessions:
             out["live"] = supervisor.snapshot()
         return out
 
-    def _row(self, session_id: int) -> Any:
-        row = self.store.one("SELECT * FROM sessions WHERE id = ?", (session_id,))
+    async def _row(self, session_id: int) -> Any:
+        row = await self.store.read(lambda conn: conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone())
         if row is None:
             raise SessionError(f"no session {session_id}", 404)
         return row
 
-    def _active(self, session_id: int) -> tuple[Any, DeviceSupervisor]:
-        row = self._row(session_id)
+    async def _active(self, session_id: int) -> tuple[Any, DeviceSupervisor]:
+        row = await self._row(session_id)
         if row["state"] != ACTIVE:
             raise SessionError(f"the session is {row['state']}, not active")
         return row, self.supervisors[row["device"]]
@@ -400,34 +418,47 @@ class Sessions:
         return self.supervisors[name]
 
     def _recorder(self, device: str) -> Any:
+        """The supervisor's record callback, on the device-event path: it only queues the record
+        to the store's writer (never waits for the disk: the STOP of a bad pulse is not behind it)."""
+
         def record(kind: str, data: dict[str, Any]) -> None:
             session_id = self.supervisors[device].session_id
             if session_id is None:
                 if kind == "pulse":  # no session: uncommanded, and kept as evidence
-                    self.audit.append("system", "pulse.outside_session", device=device, **data)
+                    evidence = dict(data)
+                    self.store.record(lambda conn: self.audit.append_in(conn, "system", "pulse.outside_session",
+                                                                        device=device, **evidence))
                 elif kind == "pulses_unseen":
-                    self.audit.append("system", "pulses.unseen", device=device, count=data["count"])
+                    count = data["count"]
+                    self.store.record(lambda conn: self.audit.append_in(conn, "system", "pulses.unseen", device=device,
+                                                                        count=count))
                 return
             now = time.time()
-            with self.store.transaction() as tx:
-                if kind == "pulse":
-                    tx.execute("INSERT INTO pulses (session_id, n, energy_mj, set_mj, t_ms, at) VALUES (?, ?, ?, ?, ?, ?)",
-                               (session_id, data["n"], data["energy_mj"], data["set_mj"], data["t_ms"], now))
-                elif kind == "freeze":
-                    tx.execute("INSERT INTO freezes (session_id, dur_s, cause, at) VALUES (?, ?, ?, ?)",
-                               (session_id, data["dur_s"] or 0.0, data["cause"] or "unknown", now))
-                elif kind == "pulses_unseen":
-                    tx.executemany(
+            if kind == "pulse":
+                pulse = (session_id, data["n"], data["energy_mj"], data["set_mj"], data["t_ms"], now)
+                self.store.record(lambda conn: conn.execute(
+                    "INSERT INTO pulses (session_id, n, energy_mj, set_mj, t_ms, at) VALUES (?, ?, ?, ?, ?, ?)", pulse))
+            elif kind == "freeze":
+                freeze = (session_id, data["dur_s"] or 0.0, data["cause"] or "unknown", now)
+                self.store.record(lambda conn: conn.execute(
+                    "INSERT INTO freezes (session_id, dur_s, cause, at) VALUES (?, ?, ?, ?)", freeze))
+            elif kind == "pulses_unseen":
+                count = data["count"]
+
+                def unseen(conn: sqlite3.Connection) -> None:
+                    conn.executemany(
                         "INSERT INTO pulses (session_id, n, energy_mj, set_mj, t_ms, at, seen) VALUES (?, -1, 0, 0, 0, ?, 0)",
-                        [(session_id, now)] * int(data["count"]),
+                        [(session_id, now)] * int(count),
                     )
-                    self.audit.append("system", "pulses.unseen", tx, session=session_id, device=device, count=data["count"])
+                    self.audit.append_in(conn, "system", "pulses.unseen", session=session_id, device=device, count=count)
+
+                self.store.record(unseen)
 
         return record
 
     def _decision_recorder(self, device: str) -> Any:
         """Every Stop, Lockout, Pause and Refuse the kernel decides: stored with the session (if
-        any) and appended to the audit log, with the fact that caused it."""
+        any) and appended to the audit log, with the fact that caused it (queued, never waited for)."""
 
         def record(fact: Any, decisions: list[Decision]) -> None:
             safety = [d for d in decisions if isinstance(d, RECORDED_DECISIONS)]
@@ -436,14 +467,52 @@ class Sessions:
             session_id = self.supervisors[device].session_id
             now = time.time()
             fact_text = repr(fact)[:500]
-            with self.store.transaction() as tx:
-                for d in safety:
-                    kind = type(d).__name__
-                    tx.execute("INSERT INTO decisions (session_id, device, at, kind, hazard, reason, fact) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                               (session_id, device, now, kind, d.hazard.value, d.reason, fact_text))
-                    self.audit.append("kernel", f"safety.{kind.lower()}", tx, device=device, session=session_id,
-                                      hazard=d.hazard.value, reason=d.reason, fact=type(fact).__name__)
-                    if isinstance(d, Lockout) and session_id is not None:
-                        self._safety_stops.setdefault(session_id, d.reason)
+            fact_name = type(fact).__name__
+            rows = [(type(d).__name__, d.hazard.value, d.reason) for d in safety]
+            for d in safety:
+                if isinstance(d, Lockout) and session_id is not None:
+                    self._safety_stops.setdefault(session_id, d.reason)
+
+            def work(conn: sqlite3.Connection) -> None:
+                for kind, hazard, reason in rows:
+                    conn.execute("INSERT INTO decisions (session_id, device, at, kind, hazard, reason, fact) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 (session_id, device, now, kind, hazard, reason, fact_text))
+                    self.audit.append_in(conn, "kernel", f"safety.{kind.lower()}", device=device, session=session_id,
+                                         hazard=hazard, reason=reason, fact=fact_name)
+
+            self.store.record(work)
 
         return record
+
+
+def _context(conn: sqlite3.Connection, row: Any, serial: str | None) -> ChecklistContext:
+    """What the checklist is checked against: the device's latest calibration, the patient's earlier sessions."""
+    calibration = None
+    cal = conn.execute(
+        "SELECT * FROM calibrations WHERE device_serial = ? ORDER BY performed DESC, id DESC LIMIT 1", (serial,)
+    ).fetchone() if serial else None
+    if cal is not None:
+        calibration = Calibration(cal["device_serial"], bool(cal["passed"]), date.fromisoformat(cal["expires_on"]))
+    previous = tuple(
+        PreviousSession(r["site"], Modality(r["modality"]), date.fromtimestamp(r["opened"]))
+        for r in conn.execute(
+            "SELECT site, modality, opened FROM sessions WHERE patient_id = ? AND id != ? AND opened IS NOT NULL",
+            (row["patient_id"], row["id"]),
+        )
+    )
+    return ChecklistContext(date.today(), calibration, previous)
+
+
+def _session_view(conn: sqlite3.Connection, session_id: int, serials: dict[str, str | None]) -> Any:
+    """A session's row and records, read in one go (in a worker thread)."""
+    row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    if row is None:
+        return None
+    context = _context(conn, row, serials.get(row["device"])) if row["device"] in serials else None
+    pulses = conn.execute("SELECT COUNT(*) AS n FROM pulses WHERE session_id = ?", (session_id,)).fetchone()["n"]
+    freezes = [dict(r) for r in conn.execute("SELECT dur_s, cause, at FROM freezes WHERE session_id = ? ORDER BY id",
+                                             (session_id,))]
+    decisions = [dict(r) for r in conn.execute(
+        "SELECT at, kind, hazard, reason FROM decisions WHERE session_id = ? AND kind != 'Refuse' ORDER BY id", (session_id,))]
+    unseen = conn.execute("SELECT COUNT(*) AS n FROM pulses WHERE session_id = ? AND seen = 0", (session_id,)).fetchone()["n"]
+    return row, context, pulses, freezes, decisions, unseen

@@ -36,6 +36,10 @@ def backdoor(address: str, op: str, **args: Any) -> Any:
     return answer["result"]
 
 
+#: the service's loop guard in every subprocess test (tests/conftest.py has the in-process one)
+SLOW_CALLBACK_MS = 5.0
+
+
 class BenchProcess:
     def __init__(self, root: Path) -> None:
         self.link_dir = root / "sim"
@@ -79,7 +83,9 @@ class ServiceProcess:
     def start(self) -> "ServiceProcess":
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "devicectl.cli", "serve", "--config", str(self.config)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            # the loop guard (devicectl/loopguard.py): every callback over 5 ms is written to slow-callbacks.log
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "DEVICECTL_SLOW_CALLBACK_MS": str(SLOW_CALLBACK_MS)},
         )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 20
@@ -124,6 +130,15 @@ class ServiceProcess:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        self.check_loop()
+
+    def check_loop(self) -> None:
+        """Fail loudly if the service's event loop ran any callback over SLOW_CALLBACK_MS."""
+        log = self.data_dir / "slow-callbacks.log"
+        if log.exists() and log.read_text().strip():
+            found = log.read_text()
+            log.rename(log.with_suffix(".reported"))  # reported once
+            raise AssertionError(f"the service's event loop was blocked:\n{found}")
 
 
 class Api:

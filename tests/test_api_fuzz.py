@@ -17,12 +17,15 @@ from devicectl.service import Service
 
 def _service() -> tuple[Service, str]:
     service = Service(load_settings(None, data_dir=Path(tempfile.mkdtemp(prefix="devicectl-fuzz-"))))
-    asyncio.run(service.start())
-    admin = service.accounts.user_for(service.accounts.login("admin", service.first_admin_pin or "")[0])
-    service.accounts.change_pin(admin, service.first_admin_pin or "", "13579")
-    service.accounts.create_user(admin, "pat", "practitioner", "1111")
-    token, _ = service.accounts.login("pat", "1111")
-    return service, token
+
+    async def prepare() -> str:
+        await service.start()
+        admin = service.accounts.user_for((await service.accounts.login("admin", service.first_admin_pin or ""))[0])
+        await service.accounts.change_pin(admin, service.first_admin_pin or "", "13579")
+        await service.accounts.create_user(admin, "pat", "practitioner", "1111")
+        return (await service.accounts.login("pat", "1111"))[0]
+
+    return service, asyncio.run(prepare())
 
 
 SERVICE, TOKEN = _service()

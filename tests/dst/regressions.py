@@ -40,11 +40,11 @@ class Regression:
 # ----------------------------------------------------------------------------- script helpers
 async def laser_session(world: World, budget: int = 10, rate_hz: float = 5.0) -> int:
     sessions, user = world.sessions, PRACTITIONER
-    patient = sessions.new_patient(user)
-    sid = sessions.create(user, patient, "laser", {"indication": "tattoo", "skin_type": 2, "area_cm2": 2.0,
-                                                   "site": "left forearm", "inks": ["black"]})["id"]
-    sessions.edit(user, sid, {"pulse_budget": budget, "rate_hz": rate_hz})
-    sessions.set_checklist(user, sid, ALL_CHECKED)
+    patient = await sessions.new_patient(user)
+    sid = (await sessions.create(user, patient, "laser", {"indication": "tattoo", "skin_type": 2, "area_cm2": 2.0,
+                                                          "site": "left forearm", "inks": ["black"]}))["id"]
+    await sessions.edit(user, sid, {"pulse_budget": budget, "rate_hz": rate_hz})
+    await sessions.set_checklist(user, sid, ALL_CHECKED)
     await sessions.start(user, sid)
     world.current["laser"] = sid
     await until(world, lambda: world.supervisors["laser"].status.details.get("spot_mm") is not None)
@@ -53,10 +53,10 @@ async def laser_session(world: World, budget: int = 10, rate_hz: float = 5.0) ->
 
 async def cryo_session(world: World, indication: str = "scar") -> int:
     sessions, user = world.sessions, PRACTITIONER
-    patient = sessions.new_patient(user)
-    sid = sessions.create(user, patient, "cryo", {"indication": indication, "skin_type": 2, "area_cm2": 0.5,
-                                                  "site": "back"})["id"]
-    sessions.set_checklist(user, sid, ALL_CHECKED)
+    patient = await sessions.new_patient(user)
+    sid = (await sessions.create(user, patient, "cryo", {"indication": indication, "skin_type": 2, "area_cm2": 0.5,
+                                                         "site": "back"}))["id"]
+    await sessions.set_checklist(user, sid, ALL_CHECKED)
     await sessions.start(user, sid)
     world.current["cryo"] = sid
     return sid
@@ -213,7 +213,7 @@ async def cryo_reboot_mid_freeze(world: World) -> None:
     await asyncio.sleep(2.0)
     world.ports["cryo"].call("power_cycle")
     await asyncio.sleep(35.0)  # the thaw the plan asks for, and the limits programmed again
-    await world.act("reconfirm", _sync(world.sessions.reconfirm, PRACTITIONER, sid))
+    await world.act("reconfirm", world.sessions.reconfirm(PRACTITIONER, sid))
     try:
         await world.sessions.freeze(PRACTITIONER, sid, 5.0)
     except SessionError as exc:

@@ -137,7 +137,7 @@ class World:
     def _build(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._tmp = tempfile.mkdtemp(prefix="dst-", dir=_tmp_root())
-        self.store = Store(Path(self._tmp) / "devicectl.sqlite3")
+        self.store = Store(Path(self._tmp) / "devicectl.sqlite3", inline=True)  # no writer thread: virtual time
         self.store.conn.execute("PRAGMA synchronous=OFF")  # a simulated host never loses power
         self.audit = AuditLog(self.store)
         self.accounts = Accounts(self.store, self.audit)
@@ -320,21 +320,21 @@ class World:
         return row["state"] if row else None
 
     async def plan(self, device: str, user: User, rng: random.Random) -> int:
-        patient = self.sessions.new_patient(user)
+        patient = await self.sessions.new_patient(user)
         if device == "laser":
-            session = self.sessions.create(user, patient, "laser", {
+            session = await self.sessions.create(user, patient, "laser", {
                 "indication": "tattoo", "skin_type": rng.choice((1, 2, 3)), "area_cm2": 2.0, "site": "left forearm",
                 "inks": ["black"]})
             sid = session["id"]
-            self.sessions.edit(user, sid, {"pulse_budget": rng.randint(3, 30), "rate_hz": rng.choice((1.0, 2.0, 5.0))})
+            await self.sessions.edit(user, sid, {"pulse_budget": rng.randint(3, 30), "rate_hz": rng.choice((1.0, 2.0, 5.0))})
         else:
-            session = self.sessions.create(user, patient, "cryo", {
+            session = await self.sessions.create(user, patient, "cryo", {
                 "indication": rng.choice(CRYO_INDICATIONS), "skin_type": 2, "area_cm2": 0.5, "site": "back"})
             sid = session["id"]
         answers = dict(ALL_CHECKED)
         if rng.random() < 0.1:
             answers["consent_signed"] = False
-        self.sessions.set_checklist(user, sid, answers)
+        await self.sessions.set_checklist(user, sid, answers)
         self.current[device] = sid
         return sid
 
@@ -351,9 +351,9 @@ class World:
             asyncio.ensure_future(self.sessions.stop(user, rng.choice(STOP_ORIGINS), device if self.tabs == 1 or rng.random() < 0.8 else None))
             self.checker.step()
         elif roll < 0.24:
-            await self.act("acknowledge", _sync(self.sessions.acknowledge, user, sid))
+            await self.act("acknowledge", self.sessions.acknowledge(user, sid))
         elif roll < 0.32:
-            await self.act("reconfirm", _sync(self.sessions.reconfirm, user, sid))
+            await self.act("reconfirm", self.sessions.reconfirm(user, sid))
         elif device == "laser":
             if roll < 0.52:
                 await self.act("arm", self.sessions.arm(user, sid))

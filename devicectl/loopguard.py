@@ -1,0 +1,150 @@
+"""A slow-callback detector for the event loop that carries STOP.
+
+Every callback the loop runs (a task's step, a timer, an I/O handler) is timed; one that runs
+longer than the threshold is reported with what it was and where it was caught running. A
+callback that was only preempted by the operating system (it neither computed nor waited for the
+disk, a lock or the GIL for that long: the host's load) is measured by its CPU time instead;
+one that mostly waited counts by its wall time past ``WAIT_FACTOR`` thresholds. Any statement of
+the store run on a loop's thread is reported as it happens (``blocking``), however fast. asyncio's
+debug mode (``slow_callback_duration``) times callbacks too but also slows every call down.
+
+The test suite runs the service's loop under it with a 5 ms threshold (tests/conftest.py for
+in-process tests, ``slow_callback_ms`` / ``DEVICECTL_SLOW_CALLBACK_MS`` for ``devicectl serve``
+under tests/service_harness.py): any callback over 5 ms fails the test that caused it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+try:
+    import resource
+
+    _RUSAGE_THREAD: int | None = resource.RUSAGE_THREAD
+except (ImportError, AttributeError):  # not Linux: wall time only
+    _RUSAGE_THREAD = None
+
+Report = Callable[[str, float], None]
+
+#: how often the interpreter hands the GIL over (its default, 5 ms, would let a worker thread's
+#: Python code hold the event loop that long): ``devicectl serve`` sets it
+SWITCH_INTERVAL_S = 0.0005
+
+#: a callback that mostly waited (voluntary context switches: the disk, a lock, the GIL) counts by its wall
+#: time only past this many thresholds: on a loaded host a thread holding the GIL is itself preempted for
+#: milliseconds. Disk access on the loop is caught exactly instead (``blocking``), CPU time always counts.
+WAIT_FACTOR = 3
+
+_original_run = asyncio.events.Handle._run
+_lock = threading.Lock()
+_guards: list["Guard"] = []
+
+
+class Guard:
+    """Active between ``install`` and ``uninstall``; ``report(what, seconds)`` is called on the loop's thread."""
+
+    def __init__(self, threshold_s: float, report: Report, thread: int | None = None) -> None:
+        self.threshold_s = threshold_s
+        self.report = report
+        self.thread = thread  # only this thread's loops (None: every loop of the process)
+
+    def uninstall(self) -> None:
+        with _lock:
+            if self in _guards:
+                _guards.remove(self)
+            if not _guards:
+                asyncio.events.Handle._run = _original_run  # type: ignore[method-assign]
+
+
+#: the callback each loop thread is running: thread id -> [start, where it was caught running (or None)]
+_running: dict[int, list[Any]] = {}
+_sampler: threading.Thread | None = None
+
+
+def _usage() -> tuple[float, int]:
+    """This thread's CPU time and voluntary context switches (it waited: for the disk, a lock, the GIL)."""
+    if _RUSAGE_THREAD is None:
+        return time.thread_time(), 1
+    usage = resource.getrusage(_RUSAGE_THREAD)
+    return usage.ru_utime + usage.ru_stime, usage.ru_nvcsw
+
+
+def _timed_run(self: asyncio.Handle) -> None:
+    thread = threading.get_ident()
+    start = time.perf_counter()
+    cpu0, waits0 = _usage()
+    state = [start, None]
+    _running[thread] = state
+    try:
+        _original_run(self)
+    finally:
+        _running.pop(thread, None)
+        elapsed = time.perf_counter() - start
+        if elapsed > min((g.threshold_s for g in _guards), default=0.0):
+            cpu1, waits1 = _usage()
+            if cpu1 - cpu0 < elapsed / 2 and (waits1 == waits0 or elapsed < WAIT_FACTOR * min(g.threshold_s for g in _guards)):
+                elapsed = cpu1 - cpu0  # preempted, or a short wait (the GIL): the host's load, not the callback
+        for guard in _guards:
+            if elapsed > guard.threshold_s and (guard.thread is None or guard.thread == thread):
+                where = f"\n      caught running in {state[1]}" if state[1] else ""
+                guard.report(_describe(self) + where, elapsed)
+
+
+def active() -> bool:
+    return bool(_guards)
+
+
+def blocking(what: str) -> None:
+    """Report a blocking call made on an event loop's thread (the store's connections call this for
+    every statement run where a loop is running): reported at once, however fast it was."""
+    if not _guards or asyncio._get_running_loop() is None:
+        return
+    thread = threading.get_ident()
+    for guard in _guards:
+        if guard.thread is None or guard.thread == thread:
+            guard.report(f"blocking call on the event loop: {what}", 0.0)
+
+
+def _sample() -> None:
+    """Where a slow callback is while it runs (a callback's own frame is gone once it returns)."""
+    while _guards:
+        time.sleep(0.002)
+        threshold = min((g.threshold_s for g in _guards), default=1.0)
+        now = time.perf_counter()
+        frames = None
+        for thread, state in list(_running.items()):
+            if state[1] is None and now - state[0] > threshold * 0.6:
+                frames = frames or sys._current_frames()
+                frame = frames.get(thread)
+                if frame is not None:
+                    stack = traceback.extract_stack(frame)
+                    state[1] = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack[-8:-1]))
+
+
+def _describe(handle: asyncio.Handle) -> str:
+    callback = getattr(handle, "_callback", None)
+    owner = getattr(callback, "__self__", None)
+    if isinstance(owner, asyncio.Task):
+        coro = owner.get_coro()
+        frame = getattr(coro, "cr_frame", None)
+        where = f" at {frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else ""
+        return f"step of task {owner.get_name()} ({getattr(coro, '__qualname__', coro)}){where}"
+    return repr(handle)
+
+
+def install(threshold_s: float, report: Report, thread: int | None = None) -> Guard:
+    global _sampler
+    guard = Guard(threshold_s, report, thread)
+    with _lock:
+        _guards.append(guard)
+        asyncio.events.Handle._run = _timed_run  # type: ignore[method-assign]
+        if _sampler is None or not _sampler.is_alive():
+            _sampler = threading.Thread(target=_sample, name="loopguard-sampler", daemon=True)
+            _sampler.start()
+    return guard
