@@ -6,13 +6,18 @@ Fixtures, helpers and the screenshot mechanism are those of ``tests/test_ui.py``
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess, laser_session, ready
+from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess, free_port, laser_session, ready
 from tests.test_ui import CHROMIUM, browser, checklist, login, page, plan, shot, system  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is installed by `make test`")
@@ -172,3 +177,70 @@ def test_an_interrupted_session_is_reviewed_and_closed_with_its_aftercare(page: 
     assert any(e["action"] == "session.closed" for e in admin.call("GET", "/api/audit"))
     page.click("#done")
     expect(row).to_have_count(0)
+
+
+# ------------------------------------------------------------------ simulator panel
+@pytest.fixture
+def simulated(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """`devicectl serve --simulate` (as `make run`), its URL and the first admin's one-time PIN."""
+    port = free_port()
+    config = tmp_path / "devicectl.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\nhttp_port = {port}\n')
+    proc = subprocess.Popen([sys.executable, "-m", "devicectl.cli", "serve", "--simulate", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    pin = ""
+    for line in proc.stdout:
+        if "one-time PIN" in line:
+            pin = line.split("one-time PIN ")[1].split()[0]
+        if "log in" in line:
+            break
+    url = f"http://127.0.0.1:{port}"
+    try:
+        ServiceProcess.wait_connected(type("S", (), {"url": url})(), 30)  # type: ignore[arg-type]
+        yield url, pin
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_the_simulator_panel_runs_a_treatment_from_the_browser(browser: Browser, simulated: tuple[str, str]) -> None:  # noqa: F811
+    url, pin = simulated
+    admin = Api(url, "admin", pin)
+    admin.call("POST", "/api/me/pin", json={"old_pin": pin, "new_pin": "90210"})
+    admin.call("POST", "/api/users", 201, json={"name": "pat", "role": "practitioner", "pin": "1111"})
+    admin.call("POST", "/api/sim/laser", 403, json={"op": "set_input", "name": "foot", "value": 1})  # not for admins
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(10000)
+    try:
+        page.goto(url)
+        login(page, "pat", "1111")
+        page.click("#sim-btn")
+        expect(page.locator("[data-simdevice=laser]")).to_contain_text("Footswitch")
+        expect(page.locator("[data-simdevice=cryo]")).to_contain_text("Probe")
+        touch_targets(page)
+        shot(page, "17-simulator-panel")
+        page.click("#home-btn")
+        laser_on_screen(page)
+        page.click("#arm")
+        expect(page.locator("#device-state")).to_contain_text("READY", timeout=5000)
+        page.click("#simbar [data-name=foot][data-value='1']")
+        expect(page.locator("#device-state")).to_contain_text("EMITTING")
+        page.click("#simbar [data-name=foot][data-value='0']")
+        page.click("#simbar [data-name=interlock][data-value='0']")
+        expect(page.locator("#banners")).to_contain_text("Door interlock open")
+        page.click("#simbar [data-name=interlock][data-value='1']")
+        expect(page.locator("#banners")).not_to_contain_text("Door interlock open")
+    finally:
+        context.close()
+    assert any(e["action"] == "simulator" and e["detail"]["name"] == "foot" for e in admin.call("GET", "/api/audit"))
+
+
+def test_without_simulate_there_is_no_simulator_route(system: System) -> None:  # noqa: F811
+    bench, service = system
+    Api(service.url, "pat", "1111").call("GET", "/api/sim", 404)

@@ -177,6 +177,8 @@ async function doLogin(user, pin) {
     $("#stop").hidden = false; $("#home-btn").hidden = false; $("#logout-btn").hidden = false;
     connectLive();
     S.options = await api("GET", "/api/options");
+    S.sim = await api("GET", "/api/sim").catch(() => null);  // only with `devicectl serve --simulate`
+    $("#sim-btn").hidden = !S.sim || S.role === "admin";
     if (S.mustChange) return pinScreen(pin);
     home();
   } catch (e) { message(e.message); }
@@ -186,7 +188,7 @@ function logout(note = "") {
   if (S.token) api("POST", "/api/logout").catch(() => {});
   Object.assign(S, { token: null, user: null, role: null, session: null, sessionId: null });
   if (S.ws) { const ws = S.ws; S.ws = null; ws.close(); }
-  $("#who").textContent = ""; $("#stop").hidden = true; $("#home-btn").hidden = true; $("#logout-btn").hidden = true;
+  $("#who").textContent = ""; $("#stop").hidden = true; $("#sim-btn").hidden = true; $("#home-btn").hidden = true; $("#logout-btn").hidden = true;
   setConn(false);
   loginScreen(note);
 }
@@ -404,7 +406,8 @@ async function openSession(id) {
 }
 
 async function treatmentScreen() {
-  show(`<div id="treatment"></div><div id="dialog" class="no-print"></div>`);
+  show(`<div id="treatment"></div><div id="dialog" class="no-print"></div><div id="simbar" class="no-print">${simControls(S.session.device)}</div>`);
+  wireSim($("#simbar"));
   if (S.session.state === "planned") {
     try { S.session = await api("POST", `/api/sessions/${S.sessionId}/start`); } catch (e) { refusalNote(S.session.device, e.message); }
   }
@@ -558,6 +561,40 @@ function reviewScreen() {
   });
 }
 
+// ------------------------------------------------------------------ simulator panel (--simulate only)
+const SIM_WORDS = { foot: ["Footswitch", "press", "release"], interlock: ["Door interlock", "close", "open"], key: ["Key", "on", "off"],
+  estop: ["Emergency stop", "press", "release"], probe: ["Probe", "attach", "remove"] };
+function simControls(only) {
+  if (!S.sim) return "";
+  return S.sim.devices.filter((d) => !only || d.name === only).map((d) => {
+    const x = (S.devices[d.name] || {}).details || {};
+    const inputs = Object.keys(d.inputs).filter((k) => k !== "spot").map((k) => {
+      const [label, one, zero] = SIM_WORDS[k];
+      return `<span class="sim-input">${label} <button class="small" data-sim="${d.name}" data-name="${k}" data-value="1">${one}</button><button class="small" data-sim="${d.name}" data-name="${k}" data-value="0">${zero}</button></span>`;
+    }).join("");
+    const spots = d.inputs.spot ? `<span class="sim-input">Handpiece ${d.inputs.spot.map((v) => `<button class="small ${x.spot_mm === v ? "selected" : ""}" data-sim="${d.name}" data-name="spot" data-value="${v}">${v} mm</button>`).join("")}</span>` : "";
+    const faults = `<span class="sim-input">Fault ${d.faults.map((c) => `<button class="small" data-fault="${d.name}" data-code="${c}">${c}</button>`).join("")}
+      <button class="small" data-clear="${d.name}">remove causes</button></span>`;
+    return `<div class="panel sim" data-simdevice="${d.name}"><h2>Simulated ${esc(d.name)}</h2><div class="row">${inputs}${spots}</div><div class="row">${faults}</div></div>`;
+  }).join("");
+}
+function wireSim(root) {
+  const send = async (device, body) => {
+    try { await api("POST", `/api/sim/${device}`, body); } catch (e) { refusalNote(device, e.message); }
+  };
+  root.querySelectorAll("[data-sim]").forEach((b) => b.onclick = () => send(b.dataset.sim, { op: "set_input", name: b.dataset.name, value: Number(b.dataset.value) }));
+  root.querySelectorAll("[data-fault]").forEach((b) => b.onclick = () => send(b.dataset.fault, { op: "inject_fault", code: b.dataset.code }));
+  root.querySelectorAll("[data-clear]").forEach((b) => b.onclick = async () => {
+    const d = S.sim.devices.find((x) => x.name === b.dataset.clear);
+    for (const code of d.faults) await send(d.name, { op: "remove_fault_cause", code });
+  });
+}
+function simScreen() {
+  clearInterval(S.poll); S.sessionId = null; S.session = null;
+  show(`<h1>Simulator</h1><p class="muted">The simulated units' hardware inputs and faults (only with --simulate).</p><div id="simpanel">${simControls()}</div>`);
+  wireSim($("#simpanel"));
+}
+
 async function calibrationScreen() {
   try {
     const rows = await api("GET", "/api/calibrations");
@@ -578,5 +615,6 @@ $("#stop").onclick = async () => {
   } catch (e) { note("stop-unreachable", "alarm", "STOP could not reach the service: use the device's emergency stop."); }
 };
 $("#home-btn").onclick = home;
+$("#sim-btn").onclick = simScreen;
 $("#logout-btn").onclick = () => logout();
 loginScreen();
