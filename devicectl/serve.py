@@ -11,13 +11,14 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from .api import create_app
-from . import broker
+from . import broker, loopguard
 from .tls import StrictTransportSecurity
 from .config import DeviceConfig, MqttConfig, Settings
 from .service import Service
@@ -75,6 +76,23 @@ def start_local_broker(settings: Settings) -> tuple[subprocess.Popen[bytes] | No
     return proc, settings.model_copy(update={"mqtt": mqtt}), note
 
 
+def guard_loop(settings: Settings) -> None:
+    """Worker threads hand the GIL back within half a millisecond; with ``slow_callback_ms`` (tests),
+    every callback of the loop over it is reported on stderr and in DATA_DIR/slow-callbacks.log."""
+    sys.setswitchinterval(loopguard.SWITCH_INTERVAL_S)
+    if settings.slow_callback_ms is None:
+        return
+    log_path = settings.data_dir / "slow-callbacks.log"
+
+    def report(what: str, seconds: float) -> None:
+        line = f"slow callback on the event loop: {seconds * 1000:.1f} ms: {what}"
+        print(f"devicectl: {line}", file=sys.stderr, flush=True)
+        with log_path.open("a") as out:
+            out.write(line + "\n")
+
+    loopguard.install(settings.slow_callback_ms / 1000, report, threading.get_ident())
+
+
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # SIGTERM stops the service as Ctrl-C does: devices stopped, children ended
 
@@ -104,10 +122,10 @@ def run_service(settings: Settings, simulate: bool) -> int:
 
 
 async def _serve(settings: Settings, addresses: dict[str, Any]) -> int:
-    service = Service(settings)
+    service = Service(settings)  # opens (and migrates) the database before the loop carries anything
     await service.start()
     if addresses:
-        seed_factory_calibrations(service, addresses)
+        await asyncio.to_thread(seed_factory_calibrations, service, addresses)
     app = create_app(service, manage_lifecycle=False)
     if addresses:  # the simulator panel: only against the simulated bench
         from .sim_panel import install as install_sim_panel
@@ -126,6 +144,7 @@ async def _serve(settings: Settings, addresses: dict[str, Any]) -> int:
         await service.stop()
         await serving
         return 1
+    guard_loop(settings)  # from now on (start-up imports its modules once, before any session can run)
     url = f"{'https' if tls else 'http'}://{settings.http_host}:{settings.http_port}"
     print(f"devicectl service on {url}  (data in {settings.data_dir.resolve()})", flush=True)
     for device in settings.devices:
