@@ -116,6 +116,12 @@ def analyse_cryo(serial: str, points: list[CryoPoint]) -> Result:
     return Result("cryo", serial, not reasons, reasons, results, points)
 
 
+def _identified(result: Result, idn: Any) -> Result:
+    """The certificate names the unit: vendor, model, serial and firmware from its IDN?."""
+    result.results["device"] = {"vendor": idn.vendor, "model": idn.model, "serial": idn.serial, "firmware": idn.fw}
+    return result
+
+
 async def _wait_state(read: Callable[[], Any], wanted: set[str], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -187,7 +193,7 @@ async def _calibrate_laser(laser: LaserDriver, meter: AsyncInstrument[EnergyMete
     finally:
         remove()
         await leave_laser_safe(laser)
-    return analyse_laser(idn.serial, points)
+    return _identified(analyse_laser(idn.serial, points), idn)
 
 
 async def calibrate_cryo(cryo: CryoDriver, thermometer: AsyncInstrument[ReferenceThermometer], targets_c: list[int],
@@ -235,5 +241,5 @@ async def _calibrate_cryo(cryo: CryoDriver, thermometer: AsyncInstrument[Referen
         with contextlib.suppress(DriverError, asyncio.CancelledError):
             await cryo.stop()
             await cryo.limit_freeze(0)
-    return analyse_cryo(idn.serial, points)
+    return _identified(analyse_cryo(idn.serial, points), idn)
 

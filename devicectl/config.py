@@ -16,6 +16,7 @@ import stat
 import ipaddress
 import tomllib
 from pathlib import Path
+from datetime import date
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -84,6 +85,16 @@ class DeviceConfig(BaseModel):
         return check_port(port)
 
 
+class ReferenceInstrument(BaseModel):
+    """A bench instrument's own calibration, printed on every certificate it was used for
+    (traceability); a configured serial must match the instrument's *IDN? answer."""
+
+    model_config = ConfigDict(extra="forbid")
+    serial: str | None = None
+    calibration_due: date | None = None
+    certificate: str | None = Field(None, max_length=64, description="number of the instrument's own certificate")
+
+
 class MqttConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     host: str = "127.0.0.1"
@@ -107,6 +118,8 @@ class Settings(BaseSettings):
     calibration_valid_days: int = Field(180, ge=1, le=730)
     token_hours: float = Field(12.0, gt=0, le=168)
     protocols: Path | None = None
+    #: [instruments.meter] / [instruments.thermometer]: serial and own calibration due date
+    instruments: dict[Literal["meter", "thermometer"], ReferenceInstrument] = Field(default_factory=dict)
     #: tests and benchmarks only (fault injection): every commit of the store waits this long, as on a slow disk
     store_commit_delay_ms: float = Field(0.0, ge=0, le=10000)
     #: tests only: a callback of the event loop running longer than this is reported on stderr and
@@ -121,6 +134,10 @@ class Settings(BaseSettings):
     tls_key: Path | None = None  # its PEM private key (mode 0600)
     #: serve plain HTTP on a non-loopback address anyway (PINs and tokens then cross the LAN in clear)
     allow_plain_http_on_lan: bool = False
+
+    def instrument_info(self, role: str) -> dict[str, Any]:
+        record = self.instruments.get(role)  # type: ignore[call-overload]
+        return {} if record is None else record.model_dump(mode="json", exclude_none=True)
 
     @field_validator("devices")
     @classmethod

@@ -7,13 +7,19 @@ devicectl/fault_clear.py, devicectl/service_mode.py and devicectl/calibration_ru
 # No ``from __future__ import annotations``: FastAPI reads the routes' annotations, which name
 # the API's ``Auth`` dependency handed to ``register``.
 
+import asyncio
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from . import fault_clear
+from .certificate_files import certificate_pdf
 from .service import Service
+from .sessions import SessionError
 
 
 class _Body(BaseModel):
@@ -85,6 +91,30 @@ def register(app: FastAPI, service: Service, Auth: Any) -> None:  # noqa: N803 (
     @app.get("/api/calibration-runs/{run_id}")
     async def calibration_run(run_id: int, user: Auth) -> dict[str, Any]:
         return service.calibration_runs.get(run_id).as_dict()
+
+    async def certificate_of(record_id: int) -> Path:
+        rows = await asyncio.to_thread(service.calibrations)
+        row = next((r for r in rows if r["id"] == record_id), None)
+        if row is None:
+            raise SessionError(f"no calibration record {record_id}", 404)
+        path = Path(row["certificate"] or "")
+        if not row["certificate"] or not path.is_file():
+            raise SessionError(f"calibration record {record_id} has no certificate on file", 404)
+        return path
+
+    @app.get("/api/calibrations/{record_id}/certificate.html")
+    async def certificate_html(record_id: int, user: Auth) -> FileResponse:
+        return FileResponse(await certificate_of(record_id), media_type="text/html")
+
+    @app.get("/api/calibrations/{record_id}/certificate.pdf")
+    async def certificate_pdf_route(record_id: int, user: Auth) -> FileResponse:
+        """The certificate printed to PDF by headless Chromium (made once, then kept next to it)."""
+        path = await certificate_of(record_id)
+        try:
+            pdf = await asyncio.to_thread(certificate_pdf, path)
+        except (FileNotFoundError, RuntimeError, subprocess.SubprocessError) as exc:
+            raise SessionError(f"no PDF: {exc}", 503) from None
+        return FileResponse(pdf, media_type="application/pdf", filename=pdf.name)
 
     @app.post("/api/calibration-runs/{run_id}/cancel")
     async def cancel_calibration(run_id: int, user: Auth) -> dict[str, Any]:
