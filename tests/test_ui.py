@@ -1,9 +1,12 @@
 """The touchscreen in a real browser: Playwright drives Debian's Chromium against the service and
-the simulated bench. Each screen is saved at 1280x800 under docs/screenshots/."""
+the simulated bench. Each screen is saved at 1280x800 in a temporary folder (tests never write tracked
+files); `make screenshots` runs these tests with DEVICECTL_SCREENSHOTS=docs/screenshots to refresh the docs."""
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -14,7 +17,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.service_harness import BenchProcess, ServiceProcess, set_up_users
 
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+SHOTS = Path(os.environ.get("DEVICECTL_SCREENSHOTS") or tempfile.mkdtemp(prefix="devicectl-screens-"))
 ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--disable-gpu", "--no-first-run"]
 
