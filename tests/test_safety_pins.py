@@ -285,6 +285,17 @@ def test_a_pulse_at_any_other_setting_than_the_plans_locks(offset_mj: int) -> No
     assert locks(decisions, Hazard.H02_EXCESS_ENERGY)
 
 
+def test_the_budget_stop_comes_at_a_budget_above_256() -> None:
+    """Counts compared by value: small ints are shared objects in Python, larger ones are not."""
+    big = plan(Indication.TATTOO, area=20.0, inks=(Ink.BLACK,))
+    assert isinstance(big, LaserPlan) and big.pulse_budget == 340  # 20 cm² x 16.98 -> 340
+    kernel = armed_with(big)
+    for n in range(1, big.pulse_budget):
+        assert not has(kernel.handle(PulseSeen(n, float(big.energy_mj), big.energy_mj, at=2.0 + n * 0.2)), Stop)
+    last = kernel.handle(PulseSeen(big.pulse_budget, float(big.energy_mj), big.energy_mj, at=100.0))
+    assert has(last, Stop, Hazard.H01_OVERTREATMENT) and not has(last, Lockout)
+
+
 def test_the_pulse_limit_programmed_after_a_reboot_is_never_negative() -> None:
     """LIMIT PULSES takes 0-10000: beyond the budget the unit is given 0, not a negative count."""
     kernel = armed_laser(LaserKernel)
