@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from .procs import die_with_parent
+
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto"
 USERS = ("service", "monitor", "operator")
 
@@ -65,7 +67,7 @@ def start_broker(directory: Path, port: int) -> subprocess.Popen[bytes]:
     if binary is None:
         raise FileNotFoundError("mosquitto is not installed")
     proc = subprocess.Popen([binary, "-c", str(directory / "mosquitto.conf")], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, preexec_fn=die_with_parent)  # dies with the service
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         if proc.poll() is not None:

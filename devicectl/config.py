@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     calibration_valid_days: int = Field(180, ge=1, le=730)
     token_hours: float = Field(12.0, gt=0, le=168)
     protocols: Path | None = None
+    #: ``serve --simulate``: the port of the Mosquitto it starts (taken: an error, never another port)
+    local_broker_port: int = Field(1883, ge=1, le=65535)
     #: [instruments.meter] / [instruments.thermometer]: serial and own calibration due date
     instruments: dict[Literal["meter", "thermometer"], ReferenceInstrument] = Field(default_factory=dict)
     #: tests and benchmarks only (fault injection): every commit of the store waits this long, as on a slow disk

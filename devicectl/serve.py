@@ -21,6 +21,7 @@ from .api import create_app
 from . import broker, loopguard
 from .tls import StrictTransportSecurity
 from .config import DeviceConfig, MqttConfig, Settings
+from .procs import PortTaken, die_with_parent, require_free_port
 from .service import Service
 
 
@@ -29,6 +30,7 @@ def start_bench(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "devicectl.cli", "sim", "bench", "--json", "--link-dir", str(link_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+        preexec_fn=die_with_parent,  # the simulated bench dies with the service, even by kill -9
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -66,7 +68,7 @@ def start_local_broker(settings: Settings) -> tuple[subprocess.Popen[bytes] | No
     if broker.mosquitto_binary() is None:
         return None, settings, "MQTT: mosquitto is not installed, running without MQTT"
     directory = settings.data_dir / "mqtt"
-    port = 1883 if broker.port_free(1883) else broker.free_port()
+    port = settings.local_broker_port  # taken: an error naming it (checked before anything started)
     passwords = broker.write_config(directory, port)
     proc = broker.start_broker(directory, port)
     mqtt = MqttConfig(port=port, username="service", password_file=directory / "service.password")
@@ -105,6 +107,14 @@ def run_service(settings: Settings, simulate: bool) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         if simulate:
+            try:
+                require_free_port(settings.http_port, "the service's HTTP port", "http_port (--port)", settings.http_host)
+                if settings.mqtt is None and broker.mosquitto_binary() is not None:
+                    require_free_port(settings.local_broker_port, "the simulated bench's MQTT broker",
+                                      "local_broker_port")
+            except PortTaken as exc:
+                print(f"devicectl: {exc}", file=sys.stderr, flush=True)
+                return 2
             bench, addresses = start_bench(settings.data_dir)
             settings = simulated_settings(settings, addresses)
             mosquitto, settings, note = start_local_broker(settings)
