@@ -33,7 +33,14 @@ system-deps:
 		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
 	fi
 
+# Static checks before the tests: ruff (pyproject.toml) over the code it already passes on, mypy
+# strict on safety/ and drivers/ ([tool.mypy]). devicectl/ and the other tests join LINT_PATHS once
+# they pass.
+LINT_PATHS := safety drivers simulators bench tests/dst
+
 test: venv system-deps
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 BENCHMARKS := bench/driver_rtt.py bench/reaction.py bench/audit_rate.py bench/cryo_timing.py

@@ -12,22 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-from datetime import date, timedelta
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drivers import CryoDriver  # noqa: E402
-from drivers.events import FreezePhase, TipTelemetry  # noqa: E402
-from safety import facts as F  # noqa: E402
-from safety.cryo_kernel import BACKUP_MARGIN_S, CryoKernel  # noqa: E402
-from safety.decisions import AllowFreeze, Stop  # noqa: E402
-from safety.plans import Indication, PlanRequest, plan_treatment  # noqa: E402
-from simulators.host import SimulatorHost, SimulatorThread  # noqa: E402
-from simulators.units import build_unit  # noqa: E402
-from safety.checklist import Calibration, ChecklistAnswers, ChecklistContext  # noqa: E402
+from drivers import CryoDriver
+from drivers.events import FreezePhase, TipTelemetry
+from safety import facts as F
+from safety.checklist import Calibration, ChecklistAnswers, ChecklistContext
+from safety.cryo_kernel import BACKUP_MARGIN_S, CryoKernel
+from safety.decisions import AllowFreeze, Stop
+from safety.plans import Indication, PlanRequest, plan_treatment
+from simulators.host import SimulatorHost, SimulatorThread
+from simulators.units import build_unit
 
 GOOD = ChecklistAnswers(identity_confirmed=True, consent_signed=True, no_sun_last_4_weeks=True)
 CONTEXT = ChecklistContext(date.today(), Calibration("bench", True, date.today() + timedelta(days=1)))

@@ -26,16 +26,16 @@ import subprocess
 import sys
 import time
 import tty
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import serial
 import serial_asyncio_fast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drivers import LaserDriver  # noqa: E402
-from drivers.lineproto import Event, Request, encode  # noqa: E402
+from drivers import LaserDriver
+from drivers.lineproto import Event, Request, encode
 
 ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
 N = int(ARGS[0]) if ARGS else 4000

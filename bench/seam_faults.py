@@ -17,9 +17,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.dst.invariants import CHECKS  # noqa: E402
-from tests.dst.regressions import PRACTITIONER, arm, cryo_session, foot, laser_session, until  # noqa: E402
-from tests.dst.world import World  # noqa: E402
+from tests.dst.invariants import CHECKS
+from tests.dst.regressions import PRACTITIONER, arm, cryo_session, foot, laser_session, until
+from tests.dst.world import World
 
 RATE_HZ = 5.0
 results: dict[str, str] = {}

@@ -14,9 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simulators.clock import MonotonicClock  # noqa: E402
-from simulators.host import SimulatorHost  # noqa: E402
-from simulators.units import build_unit  # noqa: E402
+from simulators.clock import MonotonicClock
+from simulators.host import SimulatorHost
+from simulators.units import build_unit
 
 
 async def main(count: int, telem_hz: int) -> None:

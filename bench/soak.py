@@ -11,6 +11,7 @@ its seed (replay it with --seed). Exit status 1 if any seed violated an invarian
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing
 import sys
 import time
@@ -18,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.dst.invariants import CHECKS, Violation  # noqa: E402
-from tests.dst.world import FAULT_KINDS, World  # noqa: E402
+from tests.dst.invariants import CHECKS, Violation
+from tests.dst.world import FAULT_KINDS, World
 
 DEFAULT_DURATION_S = 15.0
 
@@ -61,6 +62,7 @@ def main() -> int:
     started = time.perf_counter()
     virtual_s = pulses = freezes = 0.0
     violations: list[str] = []
+    gc.freeze()  # the imported modules are never garbage: the collector of each worker skips them
     with multiprocessing.get_context("fork").Pool(args.processes) as pool:
         for done, (seed, vs, p, f, violation) in enumerate(pool.imap_unordered(run_one, jobs, chunksize=8), 1):
             virtual_s += vs

@@ -11,7 +11,7 @@ it arrives as ``MalformedEvent`` with the reason, because a fault report must no
 from __future__ import annotations
 
 from functools import cache
-from typing import Literal, Union
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -163,11 +163,9 @@ class LinkUp(_Model):
     reconnect: bool
 
 
-DriverEvent = Union[
-    StateChanged, FaultLatched, WatchdogExpired, LineErrorReported, Booted, Pulse, LaserInputs,
-    LimitReached, HeadTemperature, TipTelemetry, FreezePhase, CryogenLevel, CryoInputs,
-    UnknownEvent, MalformedEvent, EventGap, LineNoise, LinkDown, LinkUp,
-]
+#: every event a driver hands out: the unit's own (a ``DeviceEvent`` of the driver's table, or
+#: ``UnknownEvent``/``MalformedEvent``) and the driver's own about the line
+DriverEvent = DeviceEvent | EventGap | LineNoise | LinkDown | LinkUp
 
 COMMON_EVENTS: dict[str, type[DeviceEvent]] = {
     "STATE": StateChanged,

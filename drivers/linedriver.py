@@ -32,9 +32,18 @@ import contextlib
 import functools
 import logging
 import time
-from typing import AsyncIterator, Callable, ClassVar, NamedTuple, Protocol
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, ClassVar, NamedTuple, Protocol, Self
 
-from .errors import DriverError, LinkLost, NotConnected, OwnerNotAlive, Preempted, RequestTimeout, device_error
+from .errors import (
+    DriverError,
+    LinkLost,
+    NotConnected,
+    OwnerNotAlive,
+    Preempted,
+    RequestTimeout,
+    device_error,
+)
 from .events import (
     COMMON_EVENTS,
     Booted,
@@ -78,7 +87,7 @@ LineFactory = Callable[[str, Callable[[bytes], None], Callable[[str], None]], Li
 class EventSubscription:
     """An async stream of every event from the moment of subscription; use as a context manager."""
 
-    def __init__(self, driver: "LineDriver") -> None:
+    def __init__(self, driver: LineDriver) -> None:
         self._driver = driver
         self._queue: asyncio.Queue[DriverEvent] = asyncio.Queue()
 
@@ -103,7 +112,7 @@ class EventSubscription:
     def close(self) -> None:
         self._driver._subscriptions.discard(self)
 
-    def __enter__(self) -> "EventSubscription":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -184,7 +193,7 @@ class LineDriver:
         self._fail_pending(NotConnected("driver closed"))
         self._drop_deadline_timer()
 
-    async def __aenter__(self) -> "LineDriver":
+    async def __aenter__(self) -> Self:
         await self.connect()
         return self
 
@@ -203,8 +212,8 @@ class LineDriver:
         self._connected = True
         self._timeouts_in_a_row = 0
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -366,7 +375,7 @@ class LineDriver:
 
     def _fail_waiters(self, exc: Exception | None, keep_stops: bool = False) -> None:
         """Fail the queued requests with ``exc`` (None: each with "preempted by STOP")."""
-        kept = []
+        kept: list[tuple[asyncio.Future[None], bool, str]] = []
         for future, stop, command in self._waiters:
             if stop and keep_stops:
                 kept.append((future, stop, command))

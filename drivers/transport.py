@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import functools
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import serial
 import serial_asyncio_fast
@@ -31,10 +31,11 @@ class _PosixPort(serial.Serial):
     pyserial then raises ``SerialException`` and the transport closes, as before."""
 
     def read(self, size: int = 1) -> bytes:
-        if self.timeout != 0 or not self.is_open:
+        fd = self.fd
+        if self.timeout != 0 or not self.is_open or fd is None:
             return super().read(size)  # blocking reads keep pyserial's own behaviour
         try:
-            data = os.read(self.fd, size)
+            data = os.read(fd, size)
         except BlockingIOError:
             return b""
         except OSError as exc:
@@ -80,7 +81,7 @@ class SerialLine:
         if port is not None and not self.url.startswith("socket://"):
             with contextlib.suppress(Exception):
                 port.reset_input_buffer()  # bytes from before we opened are not ours
-        self._transport = transport  # type: ignore[assignment]
+        self._transport = transport
 
     def _lost(self, reason: str) -> None:
         if self._transport is not None:

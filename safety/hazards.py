@@ -28,7 +28,7 @@ class Hazard(str, Enum):
     H20_UNAUTHORISED_OPERATOR = "H20"
 
     @property
-    def title(self) -> str:
+    def description(self) -> str:
         return TITLES[self]
 
 

@@ -9,11 +9,13 @@ they come only from a practitioner's request. Nothing here re-arms on its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from .decisions import AllowArm, AllowFreeze, Decision, Lockout, Pause, Refuse, Stop
 from .facts import (
+    DEVICE_FACTS,
     BootSeen,
     ClockTick,
     EventGapSeen,
@@ -29,11 +31,12 @@ from .facts import (
     StopRequested,
     StopUnconfirmed,
     WatchdogSeen,
-    DEVICE_FACTS,
 )
 from .hazards import Hazard
 
 RuleFn = Callable[[Any, Any], list[Decision]]
+#: facts that show the device (or its line) alive
+SIGNS_OF_LIFE = (*DEVICE_FACTS, LinkRestored)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,10 @@ class KernelBase:
         self.last_seen_at: float | None = None
         self.fact_at = 0.0  # the time of the fact being handled (facts carry their time)
 
+    def limits(self) -> list[Decision]:
+        """Every limit the unit must hold for the open session (each kernel names its own)."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------ the one entry point
     def handle(self, fact: Any) -> list[Decision]:
         self.fact_at = getattr(fact, "at", 0.0)
@@ -86,7 +93,7 @@ class KernelBase:
         return decisions
 
     def _observe(self, fact: Any) -> None:
-        if isinstance(fact, DEVICE_FACTS) or isinstance(fact, LinkRestored):
+        if isinstance(fact, SIGNS_OF_LIFE):
             self.last_seen_at = fact.at
         if isinstance(fact, SessionOpened):
             self.plan = fact.plan
@@ -191,7 +198,8 @@ def link_lost_stops(kernel: KernelBase, fact: LinkLost) -> list[Decision]:
 def reset_pauses(kernel: KernelBase, fact: BootSeen | LinkRestored) -> list[Decision]:
     what = "the device restarted" if isinstance(fact, BootSeen) else "the device reconnected"
     reason = f"{what}: its limits are re-programmed; re-confirm the session"
-    return [Stop(reason, Hazard.H15_DEVICE_RESET), Pause(reason, Hazard.H15_DEVICE_RESET)] + kernel.limits()
+    halt: list[Decision] = [Stop(reason, Hazard.H15_DEVICE_RESET), Pause(reason, Hazard.H15_DEVICE_RESET)]
+    return halt + kernel.limits()
 
 
 @rule("telemetry-silence-stops", Hazard.H14_LOST_INFORMATION, ClockTick)

@@ -12,7 +12,15 @@ from typing import ClassVar
 
 from .checklist import open_items
 from .decisions import AllowArm, Decision, Lockout, Program, Refuse, Stop
-from .facts import ArmRequested, DeviceStateSeen, LaserInputsSeen, PulseSeen, PulsesUnseen, SessionOpened, SpotSeen
+from .facts import (
+    ArmRequested,
+    DeviceStateSeen,
+    LaserInputsSeen,
+    PulseSeen,
+    PulsesUnseen,
+    SessionOpened,
+    SpotSeen,
+)
 from .hazards import Hazard
 from .kernel import SHARED_RULES, KernelBase, rule
 from .plans import LaserPlan, fluence_j_cm2

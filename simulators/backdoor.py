@@ -11,11 +11,12 @@ answered by ``{"id": 1, "ok": true, "result": ...}`` or ``{"id": 1, "ok": false,
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .cryo.model import CryoModel
 from .engine import LineUnit
-from .laser.model import LaserModel, OVERTEMP_C
+from .laser.model import OVERTEMP_C, LaserModel
 
 
 class BackdoorError(Exception):

@@ -13,8 +13,8 @@ from __future__ import annotations
 import random
 import re
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from drivers.lineproto import (
     BadFrame,

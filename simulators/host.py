@@ -13,12 +13,13 @@ import contextlib
 import json
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from .backdoor import Backdoor, BackdoorError
 from .clock import Clock, MonotonicClock
 from .engine import LineUnit
 from .transports import PtyTransport, TcpTransport
+
 MAX_IDLE_S = 0.05
 
 
@@ -171,7 +172,7 @@ class SimulatorThread:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="simulators", daemon=True)
 
-    def __enter__(self) -> "SimulatorThread":
+    def __enter__(self) -> Self:
         self._thread.start()
         for host in self.hosts:
             self.submit(host.start())

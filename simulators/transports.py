@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import tty
-from typing import Callable
+from collections.abc import Callable
 
 OnBytes = Callable[[bytes], None]
 

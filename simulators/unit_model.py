@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Callable, Mapping
 
 EmitFn = Callable[[str, Mapping[str, object]], None]
 CommandFn = Callable[[tuple[str, ...]], "Mapping[str, object] | Deferred"]
@@ -154,7 +154,7 @@ class UnitModel(ABC):
 
     def unit_ms(self, now: float | None = None) -> int:
         """The unit's own clock in ms since it booted, as sent in ``t=`` fields."""
-        return int(round(((self.now if now is None else now) - self.boot_time) * 1000))
+        return round(((self.now if now is None else now) - self.boot_time) * 1000)
 
     # -- life cycle -------------------------------------------------------------------------
     @abstractmethod

@@ -32,7 +32,7 @@ class VirtualUnit:
         self.unit.receive(data)
         self._collect()
 
-    def request(self, command: str, *args: str | int | float, seq: int | None = None) -> Reply | ErrorReply | None:
+    def request(self, command: str, *args: str | float, seq: int | None = None) -> Reply | ErrorReply | None:
         """Send one request and return its reply (None if the unit sent none yet)."""
         if seq is None:
             self._seq = (self._seq + 1) & 0xFF
@@ -44,19 +44,19 @@ class VirtualUnit:
                 return reply
         return None
 
-    def ok(self, command: str, *args: str | int | float) -> dict[str, str]:
+    def ok(self, command: str, *args: str | float) -> dict[str, str]:
         """A request that must succeed; its reply fields."""
         reply = self.request(command, *args)
-        if not isinstance(reply, Reply):
-            raise AssertionError(f"{command} {args}: expected OK, got {reply}")
-        return reply.fields_dict()
+        if isinstance(reply, Reply):
+            return reply.fields_dict()
+        raise AssertionError(f"{command} {args}: expected OK, got {reply}")
 
-    def refused(self, command: str, *args: str | int | float) -> tuple[str, str]:
+    def refused(self, command: str, *args: str | float) -> tuple[str, str]:
         """A request that must be refused; its (code, word)."""
         reply = self.request(command, *args)
-        if not isinstance(reply, ErrorReply):
-            raise AssertionError(f"{command} {args}: expected ER, got {reply}")
-        return reply.code, reply.word
+        if isinstance(reply, ErrorReply):
+            return reply.code, reply.word
+        raise AssertionError(f"{command} {args}: expected ER, got {reply}")
 
     def _collect(self) -> None:
         for item in self._splitter.feed(self.unit.take_output()):

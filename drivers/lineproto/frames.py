@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from typing import Union
 
 Fields = tuple[tuple[str, str], ...]
 
@@ -86,4 +85,4 @@ class BadFrame:
     raw: bytes = b""
 
 
-Frame = Union[Request, Reply, ErrorReply, Event]
+Frame = Request | Reply | ErrorReply | Event

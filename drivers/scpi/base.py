@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from typing import Any, Awaitable, Callable, Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, Self, TypeVar
 
 import pyvisa
 from pyvisa.errors import VisaIOError
+from pyvisa.resources import MessageBasedResource
 
 _ERROR = re.compile(r'\s*([+-]?\d+)\s*,\s*"(.*)"\s*\Z')
 MAX_DRAIN = 20
@@ -44,13 +46,16 @@ class ScpiInstrument:
         self.timeout_ms = timeout_ms
         self._manager = manager
         self._own_manager = manager is None
-        self._inst: Any = None
+        self._inst: MessageBasedResource | None = None
         self._lock = threading.Lock()
 
-    def open(self) -> "ScpiInstrument":
+    def open(self) -> ScpiInstrument:
         if self._manager is None:
             self._manager = pyvisa.ResourceManager("@py")
         inst = self._manager.open_resource(self.resource_name)
+        if not isinstance(inst, MessageBasedResource):  # SCPI needs lines: a socket or a serial port
+            inst.close()
+            raise TypeError(f"{self.resource_name} is not a message-based VISA resource")
         inst.read_termination = "\n"
         inst.write_termination = "\n"
         inst.timeout = self.timeout_ms
@@ -66,14 +71,15 @@ class ScpiInstrument:
             self._manager.close()
             self._manager = None
 
-    def __enter__(self) -> "ScpiInstrument":
-        return self.open()
+    def __enter__(self) -> Self:
+        self.open()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     @property
-    def inst(self) -> Any:
+    def inst(self) -> MessageBasedResource:
         if self._inst is None:
             raise RuntimeError(f"{self.resource_name} is not open: have you called open()?")
         return self._inst
@@ -140,10 +146,9 @@ class AsyncInstrument(Generic[T]):
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
         method = getattr(self.instrument, name)
-        if not callable(method):
-            raise AttributeError(name)
+        if callable(method):
+            async def call(*args: Any, **kwargs: Any) -> Any:
+                return await asyncio.to_thread(method, *args, **kwargs)
 
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await asyncio.to_thread(method, *args, **kwargs)
-
-        return call
+            return call
+        raise AttributeError(name)  # the protocol of __getattr__: not a method to call

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from decimal import Decimal
 from enum import Enum
-from typing import Mapping
 
 from ..unit_model import (
     CommandError,
@@ -89,8 +89,8 @@ class CryoModel(UnitModel):
         self.now = now
         self._state = CryoState.IDLE
         self.target = self._default_target
-        self.limit = Decimal("0")
-        self.thawmin = Decimal("20")
+        self.limit = Decimal(0)
+        self.thawmin = Decimal(20)
         self.telem = 10
         self.valve_cmd = False
         self._faults.latched.clear()

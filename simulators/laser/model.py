@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from typing import Callable, Mapping
 
 from ..unit_model import (
     CommandError,
@@ -22,11 +22,11 @@ from ..unit_model import (
     Deferred,
     LatchedFaults,
     UnitModel,
+    busy,
     fault_active,
     not_allowed,
     parse_flag,
     parse_number,
-    busy,
 )
 
 
@@ -229,9 +229,8 @@ class LaserModel(UnitModel):
 
     def advance(self, now: float) -> None:
         while self.now < now:
-            step_to = min(now, self.now + MAX_STEP_S, self.next_deadline())
-            if step_to <= self.now:  # something falls due right now
-                step_to = self.now
+            # (no earlier than now: something may fall due right now)
+            step_to = max(self.now, min(now, self.now + MAX_STEP_S, self.next_deadline()))
             self._relax(step_to - self.now)
             self.now = step_to
             self._timers()

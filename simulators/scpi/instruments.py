@@ -8,9 +8,17 @@ cryo tip's true temperature within 0.2 degC with a type T thermocouple setting, 
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
-from .parser import DATA_OUT_OF_RANGE, ILLEGAL_PARAMETER, ScpiDevice, ScpiError, no_argument, parse_number, required
+from .parser import (
+    DATA_OUT_OF_RANGE,
+    ILLEGAL_PARAMETER,
+    ScpiDevice,
+    ScpiError,
+    no_argument,
+    parse_number,
+    required,
+)
 
 OVERRANGE = 9.91e37
 RANGES_J = (0.02, 0.2, 2.0, 20.0)
@@ -55,7 +63,7 @@ class EnergyMeter(ScpiDevice):
         value = parse_number(required(argument))
         if not 400 <= value <= 1100:
             raise ScpiError(DATA_OUT_OF_RANGE)
-        self.wavelength_nm = int(round(value))
+        self.wavelength_nm = round(value)
 
     def _set_range(self, argument: str | None) -> None:
         value = parse_number(required(argument))

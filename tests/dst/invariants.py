@@ -91,7 +91,7 @@ class DeviceWatch:
 
 
 class Checker:
-    def __init__(self, world: "World", checks: frozenset[str]) -> None:
+    def __init__(self, world: World, checks: frozenset[str]) -> None:
         self.world = world
         self.checks = checks
         self.seq = 0  # one counter over every decision, to order halts and permits

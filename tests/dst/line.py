@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from drivers.errors import NotConnected
 from simulators.backdoor import Backdoor
@@ -52,7 +53,7 @@ class WireLog:
 class HostSide:
     """What the driver holds (``drivers.linedriver.Line``): open, write, close."""
 
-    def __init__(self, port: "UnitPort", on_bytes: Callable[[bytes], None], on_lost: Callable[[str], None]) -> None:
+    def __init__(self, port: UnitPort, on_bytes: Callable[[bytes], None], on_lost: Callable[[str], None]) -> None:
         self.port = port
         self.on_bytes = on_bytes
         self.on_lost = on_lost
@@ -95,9 +96,9 @@ class UnitPort:
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         #: called with (port, line) after each line is written by the host (before it travels)
-        self.on_host_write: list[Callable[["UnitPort", bytes], None]] = []
+        self.on_host_write: list[Callable[[UnitPort, bytes], None]] = []
         #: called with (port, direction, line) after each line is delivered
-        self.on_delivered: list[Callable[["UnitPort", str, bytes], None]] = []
+        self.on_delivered: list[Callable[[UnitPort, str, bytes], None]] = []
 
     # ------------------------------------------------------------------ life
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -143,12 +144,20 @@ class UnitPort:
         now = loop.time()
         self.unit.advance_to(now)
         self._flush()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         deadline = self.unit.next_deadline()
+        due = max(deadline, now)
+        timer = self._timer
+        if timer is not None:
+            if timer.when() == due:
+                return  # already armed for it (most ticks come from lines, not from the unit's clock)
+            timer.cancel()
+            self._timer = None
         if deadline != float("inf"):
-            self._timer = loop.call_at(max(deadline, now), self.tick)
+            self._timer = loop.call_at(due, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None  # it fired: the next tick arms a new one
+        self.tick()
 
     def call(self, op: str, **args: Any) -> Any:
         """A backdoor operation at the unit's current time (then the unit runs on)."""

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import selectors
-from typing import Any, Coroutine, Mapping, TypeVar
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 

@@ -10,13 +10,14 @@ lands.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from devicectl.sessions import SessionError
 
 from .invariants import CHECKS
-from .world import CHECKS_PENDING_FIX, ALL_CHECKED, PRACTITIONER, SECOND_PRACTITIONER, World
+from .world import ALL_CHECKED, CHECKS_PENDING_FIX, PRACTITIONER, SECOND_PRACTITIONER, World
 
 Scenario = Callable[[World], Awaitable[None]]
 

@@ -14,21 +14,23 @@ after every step.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import shutil
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from devicectl.audit import AuditLog
 from devicectl.auth import Accounts, AuthError, User
 from devicectl.calibration_records import record_calibration
 from devicectl.config import DeviceConfig
 from devicectl.hub import Hub
-from devicectl.sessions import Sessions, SessionError
+from devicectl.sessions import SessionError, Sessions
 from devicectl.store import Store
 from devicectl.supervisor import DeviceSupervisor
 from drivers.events import Pulse
@@ -219,10 +221,8 @@ class World:
         finally:
             self.wire.frozen = True
             for supervisor in self.supervisors.values():
-                try:
+                with contextlib.suppress(TimeoutError):  # close() swallows the driver's errors itself
                     await asyncio.wait_for(supervisor.close(), 5.0)
-                except Exception:
-                    pass
             self.store.close()
             shutil.rmtree(self._tmp, ignore_errors=True)
 
