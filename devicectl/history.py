@@ -7,6 +7,7 @@ Routes are added to the app by ``install`` (kept out of ``api.py``)."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -22,13 +23,13 @@ if TYPE_CHECKING:
 OPEN_STATES = ("planned", "active", "interrupted")
 
 
-def calibration_status(service: "Service", serial: str | None) -> dict[str, Any]:
+def calibration_status(conn: sqlite3.Connection, serial: str | None) -> dict[str, Any]:
     """The device's latest calibration: ``status`` is passed, failed, expired or missing; ``due`` its expiry."""
     if not serial:
         return {"status": "unknown", "due": None}
-    row = service.store.one(
+    row = conn.execute(
         "SELECT passed, expires_on FROM calibrations WHERE device_serial = ? ORDER BY performed DESC, id DESC LIMIT 1",
-        (serial,))
+        (serial,)).fetchone()
     if row is None:
         return {"status": "missing", "due": None}
     if not row["passed"]:
@@ -44,51 +45,63 @@ def _session_summary(row: Any) -> dict[str, Any]:
             "opened": row["opened"], "outcome": row["outcome"]}
 
 
-def overview(service: "Service") -> dict[str, Any]:
-    devices = []
-    for name, supervisor in service.supervisors.items():
-        snap = supervisor.snapshot()
-        session = None
-        if supervisor.session_id is not None:
-            row = service.store.one("SELECT * FROM sessions WHERE id = ?", (supervisor.session_id,))
-            session = _session_summary(row) if row is not None else {"id": supervisor.session_id}
-        devices.append(snap | {"session": session, "calibration": calibration_status(service, snap.get("serial"))})
-    rows = service.store.query(
-        f"SELECT * FROM sessions WHERE state IN ({','.join('?' * len(OPEN_STATES))}) ORDER BY id DESC LIMIT 100", OPEN_STATES)
-    return {"devices": devices, "open_sessions": [_session_summary(r) for r in rows]}
+async def overview(service: "Service") -> dict[str, Any]:
+    snaps = [(s.snapshot(), s.session_id) for s in service.supervisors.values()]
+
+    def read(conn: sqlite3.Connection) -> dict[str, Any]:
+        devices = []
+        for snap, session_id in snaps:
+            session = None
+            if session_id is not None:
+                row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+                session = _session_summary(row) if row is not None else {"id": session_id}
+            devices.append(snap | {"session": session, "calibration": calibration_status(conn, snap.get("serial"))})
+        rows = conn.execute(f"SELECT * FROM sessions WHERE state IN ({','.join('?' * len(OPEN_STATES))})"
+                            " ORDER BY id DESC LIMIT 100", OPEN_STATES).fetchall()
+        return {"devices": devices, "open_sessions": [_session_summary(r) for r in rows]}
+
+    return await service.store.read(read)
 
 
-def close_interrupted(service: "Service", user: User, session_id: int) -> dict[str, Any]:
+async def close_interrupted(service: "Service", user: User, session_id: int) -> dict[str, Any]:
     """An interrupted session (the service stopped during it) is closed by a practitioner after
     review: ended, its outcome kept as "interrupted: ...", with the pulses and freezes recorded."""
     service.accounts.require(user, "practitioner", action="session.close")
-    row = service.store.one("SELECT state, outcome FROM sessions WHERE id = ?", (session_id,))
+    row = await service.store.read(
+        lambda conn: conn.execute("SELECT state, outcome FROM sessions WHERE id = ?", (session_id,)).fetchone())
     if row is None:
         raise SessionError(f"no session {session_id}", 404)
     if row["state"] != "interrupted":
         raise SessionError(f"the session is {row['state']}: only an interrupted session is closed here")
     reason = row["outcome"] or "the service stopped during the session"
     outcome = reason if reason.startswith("interrupted") else f"interrupted: {reason}"
-    with service.store.transaction() as tx:
-        tx.execute("UPDATE sessions SET state = 'ended', outcome = ? WHERE id = ? AND state = 'interrupted'",
-                   (outcome, session_id))
-        service.audit.append(user.name, "session.closed", tx, session=session_id, outcome=outcome)
-    return service.sessions.get(session_id)
+
+    def work(conn: sqlite3.Connection) -> None:
+        if conn.execute("UPDATE sessions SET state = 'ended', outcome = ? WHERE id = ? AND state = 'interrupted'",
+                        (outcome, session_id)).rowcount:
+            service.audit.append_in(conn, user.name, "session.closed", session=session_id, outcome=outcome)
+
+    await service.store.write(work)
+    return await service.sessions.get(session_id)
 
 
-def cancel_planned(service: "Service", user: User, session_id: int) -> dict[str, Any]:
+async def cancel_planned(service: "Service", user: User, session_id: int) -> dict[str, Any]:
     """A planned session that will not be treated: cancelled (never started, nothing recorded)."""
     service.accounts.require(user, "practitioner", action="session.cancel")
-    row = service.store.one("SELECT state FROM sessions WHERE id = ?", (session_id,))
+    row = await service.store.read(lambda conn: conn.execute("SELECT state FROM sessions WHERE id = ?", (session_id,)).fetchone())
     if row is None:
         raise SessionError(f"no session {session_id}", 404)
     if row["state"] != "planned":
         raise SessionError(f"the session is {row['state']}: only a planned session can be cancelled")
-    with service.store.transaction() as tx:
-        tx.execute("UPDATE sessions SET state = 'cancelled', closed = ?, outcome = 'cancelled before treatment'"
-                   " WHERE id = ? AND state = 'planned'", (time.time(), session_id))
-        service.audit.append(user.name, "session.cancelled", tx, session=session_id)
-    return service.sessions.get(session_id)
+    now = time.time()
+
+    def work(conn: sqlite3.Connection) -> None:
+        if conn.execute("UPDATE sessions SET state = 'cancelled', closed = ?, outcome = 'cancelled before treatment'"
+                        " WHERE id = ? AND state = 'planned'", (now, session_id)).rowcount:
+            service.audit.append_in(conn, user.name, "session.cancelled", session=session_id)
+
+    await service.store.write(work)
+    return await service.sessions.get(session_id)
 
 
 def install(app: "FastAPI", service: "Service") -> None:
@@ -101,14 +114,14 @@ def install(app: "FastAPI", service: "Service") -> None:
     @app.get("/api/overview")
     async def get_overview(user: User = login) -> dict[str, Any]:
         """Home: every device (live state, session, lock-out, calibration) and every open session."""
-        return overview(service)
+        return await overview(service)
 
     @app.post("/api/sessions/{session_id}/close")
     async def close_session(session_id: int, user: User = login) -> dict[str, Any]:
         """Close an interrupted session after review: its aftercare and what was recorded (audited)."""
-        return close_interrupted(service, user, session_id)
+        return await close_interrupted(service, user, session_id)
 
     @app.post("/api/sessions/{session_id}/cancel")
     async def cancel_session(session_id: int, user: User = login) -> dict[str, Any]:
         """Cancel a planned session (audited)."""
-        return cancel_planned(service, user, session_id)
+        return await cancel_planned(service, user, session_id)

@@ -86,7 +86,8 @@ def install(app: "FastAPI", service: "Service", addresses: dict[str, Any]) -> No
         kind, address = units[device]
         args = check(kind, body)
         result = await asyncio.to_thread(backdoor_call, address, body.op, args)
-        service.audit.append(user.name, "simulator", device=device, op=body.op, **args)
+        await service.store.write(lambda conn: service.audit.append_in(conn, user.name, "simulator", device=device,
+                                                                      op=body.op, **args))
         return {"ok": True, "result": result}
 
     routes = app.router.routes
