@@ -169,6 +169,7 @@ def test_an_interrupted_session_is_reviewed_and_closed_with_its_aftercare(page: 
     shot(page, "15-interrupted-review")
     page.click("#close-session")
     expect(page.locator("#aftercare")).to_contain_text("3 pulses recorded")
+    expect(page.locator("#next-session")).to_contain_text(re.compile(r"not before \d{4}-\d{2}-\d{2} \(\d+ days\)"))
     api = Api(service.url, "pat", "1111")
     session = api.call("GET", f"/api/sessions/{sid}")
     assert session["state"] == "ended" and session["outcome"].startswith("interrupted: ")

@@ -537,9 +537,10 @@ function aftercareScreen() {
   clearInterval(S.poll);
   const s = S.session;
   show(`<div class="sheet" id="aftercare"><h1>Aftercare</h1>
-    <p>Treatment: ${esc(s.plan.indication.replace("_", " "))} · ${esc(s.plan.site)} · ${new Date().toLocaleDateString()} · patient ${esc(s.patient_id)}</p>
+    <p>Treatment: ${esc(s.plan.indication.replace("_", " "))} · ${esc(s.plan.site)} · ${isoDate(Date.now() / 1000)} · patient ${esc(s.patient_id)}</p>
     <ul>${s.aftercare.map((l) => `<li>${esc(l)}</li>`).join("")}</ul>
-    <p>${s.plan.modality === "laser" ? `${s.pulses_recorded} pulses` : `${s.freezes.length} freeze(s)`} recorded.</p></div>
+    <p>${s.plan.modality === "laser" ? plural(s.pulses_recorded, "pulse") : plural(s.freezes.length, "freeze")} recorded.</p>
+    <p id="next-session">Next session on this site: not before ${isoDate(Date.now() / 1000 + s.plan.interval_days * 86400)} (${plural(s.plan.interval_days, "day")}).</p></div>
     <div class="row no-print"><button id="print" class="primary">Print</button><button id="done">Done</button></div>`);
   S.sessionId = null;
   on("print", () => window.print());
