@@ -136,6 +136,8 @@ class Settings(BaseSettings):
     tls_key: Path | None = None  # its PEM private key (mode 0600)
     #: serve plain HTTP on a non-loopback address anyway (PINs and tokens then cross the LAN in clear)
     allow_plain_http_on_lan: bool = False
+    #: addresses of the treatment-room screens: STOP works from them without a login
+    kiosk_addresses: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
 
     def instrument_info(self, role: str) -> dict[str, Any]:
         record = self.instruments.get(role)  # type: ignore[call-overload]
