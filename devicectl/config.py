@@ -127,11 +127,6 @@ class Settings(BaseSettings):
     #: tests only: a callback of the event loop running longer than this is reported on stderr and
     #: in DATA_DIR/slow-callbacks.log (tests/service_harness.py fails the test on any)
     slow_callback_ms: float | None = Field(None, gt=0)
-    #: tests and benchmarks only (fault injection): every commit of the store waits this long, as on a slow disk
-    store_commit_delay_ms: float = Field(0.0, ge=0, le=10000)
-    #: tests only: a callback of the event loop running longer than this is reported on stderr and
-    #: in DATA_DIR/slow-callbacks.log (tests/service_harness.py fails the test on any)
-    slow_callback_ms: float | None = Field(None, gt=0)
     tls_cert: Path | None = None  # PEM certificate (devicectl tls-selfsigned makes one)
     tls_key: Path | None = None  # its PEM private key (mode 0600)
     #: serve plain HTTP on a non-loopback address anyway (PINs and tokens then cross the LAN in clear)
