@@ -10,13 +10,15 @@ devicectl/fault_clear.py, devicectl/service_mode.py and devicectl/calibration_ru
 import asyncio
 import subprocess
 from pathlib import Path
-from typing import Any
+from datetime import date
+from typing import Any, Literal
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from . import fault_clear
+from .calibration_entry import CalibrationEntries
 from .certificate_files import certificate_pdf
 from .service import Service
 from .sessions import SessionError
@@ -52,7 +54,42 @@ class CalibrationRunBody(_Body):
         return self
 
 
+class MeasuredCalibrationBody(_Body):
+    device_serial: str = Field(min_length=1, max_length=64)
+    device_kind: Literal["laser", "cryo"]
+    points: list[dict[str, Any]] = Field(min_length=1, max_length=20,
+                                         description="laser: set_mj, meter_mj[], monitor_mj[]; cryo: target_c, "
+                                                     "sensor_c[], reference_c[]")
+    note: str = Field("", max_length=500)
+
+
+class ExternalCalibrationBody(_Body):
+    device_serial: str = Field(min_length=1, max_length=64)
+    device_kind: Literal["laser", "cryo"]
+    external_certificate: str = Field(min_length=3, max_length=64, description="the external certificate's number")
+    laboratory: str = Field(min_length=2, max_length=120)
+    performed_on: date
+    passed: bool
+
+
 def register(app: FastAPI, service: Service, Auth: Any) -> None:  # noqa: N803 (the API's dependency type)
+    entries = CalibrationEntries(service)
+
+    @app.post("/api/calibrations/measured", status_code=201)
+    async def record_measured(body: MeasuredCalibrationBody, user: Auth) -> dict[str, Any]:
+        """A record from its measurements: the service computes the results and pass/fail."""
+        return await entries.record_measured(user, body.device_kind, body.device_serial, body.points, body.note)
+
+    @app.post("/api/calibrations/external", status_code=202)
+    async def propose_external(body: ExternalCalibrationBody, user: Auth) -> dict[str, Any]:
+        """Calibrated elsewhere: recorded (marked external) only once an admin confirms it."""
+        return entries.propose_external(user, body.device_kind, body.device_serial, body.external_certificate,
+                                        body.laboratory, body.passed, body.performed_on.isoformat())
+
+    @app.post("/api/calibrations/external/{proposal_id}/confirm", status_code=201)
+    async def confirm_external(proposal_id: int, user: Auth) -> dict[str, Any]:
+        return await entries.confirm_external(user, proposal_id)
+
     @app.get("/api/devices/{device}/fault")
     async def device_fault(device: str, user: Auth) -> dict[str, Any]:
         """The unit's latched fault in words (practitioners: "call a technician")."""

@@ -194,3 +194,26 @@ def test_the_calibrate_command_runs_through_the_service(system) -> None:  # type
     practitioner.call("POST", f"/api/sessions/{sid}/start")
     refused = subprocess.run([*command, "--service", service.url], capture_output=True, text=True, env=env, timeout=60)
     assert refused.returncode == 3 and f"session {sid} is open" in " ".join(refused.stdout.split())
+
+
+def test_records_come_from_measurements_or_a_confirmed_external_certificate(system) -> None:  # type: ignore[no-untyped-def]
+    bench, service, admin, practitioner, technician = system
+    serial = bench.addresses["laser_serial"]
+    drifted = {"device_serial": serial, "device_kind": "laser",
+               "points": [{"set_mj": 500, "meter_mj": [410.0, 412.0], "monitor_mj": [415.0, 416.0]}]}
+    measured = technician.call("POST", "/api/calibrations/measured", 201, json=drifted)
+    assert measured["passed"] is False and "0.822" in measured["reasons"][0]  # the service's verdict, not the client's
+    technician.call("POST", "/api/calibrations/measured", 422, json={**drifted, "passed": True})
+    record = technician.call("GET", "/api/calibrations")[0]
+    assert record["id"] == measured["id"] and not record["passed"] and record["results"]["source"] == "measurements"
+
+    proposal = technician.call("POST", "/api/calibrations/external", 202, json={
+        "device_serial": serial, "device_kind": "laser", "external_certificate": "DKD-K-4711-2026",
+        "laboratory": "Manufacturer's service centre", "performed_on": "2026-11-20", "passed": True})
+    assert technician.call("GET", "/api/calibrations")[0]["id"] == measured["id"]  # nothing recorded yet
+    technician.call("POST", f"/api/calibrations/external/{proposal['id']}/confirm", 403)  # only an admin confirms
+    confirmed = admin.call("POST", f"/api/calibrations/external/{proposal['id']}/confirm", 201)
+    record = technician.call("GET", "/api/calibrations")[0]
+    assert record["id"] == confirmed["id"] and record["passed"]
+    assert record["results"]["source"] == "external" and record["results"]["external_certificate"] == "DKD-K-4711-2026"
+    assert record["results"]["confirmed_by"] == "admin" and "external" in record["technician"]

@@ -1,0 +1,113 @@
+"""Calibration records from outside a calibration run: only from measurements, or confirmed.
+
+- From measurements (``record_measured``): the client sends the measured points; the service
+  computes the results and pass/fail itself with the documented tolerances (the same analysis as
+  the procedures, devicectl/calibration.py). A client never says "passed".
+- Calibrated elsewhere (``propose_external`` then ``confirm_external``): a technician enters the
+  external certificate's number and verdict; it is recorded only once an admin confirms it, and
+  it is marked as such (``source: external``) in the record and the audit log. Proposals wait in
+  memory (a restart drops them: enter it again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import TYPE_CHECKING, Any
+
+from .auth import User
+from .calibration import CryoPoint, LaserPoint, analyse_cryo, analyse_laser
+from .calibration_records import expiry, record_calibration
+from .sessions import SessionError
+
+if TYPE_CHECKING:
+    from .service import Service
+
+MAX_POINTS = 20
+MAX_SAMPLES = 1000
+
+
+def _numbers(values: Any, where: str) -> list[float]:
+    if not isinstance(values, list) or not 1 <= len(values) <= MAX_SAMPLES:
+        raise SessionError(f"{where}: a list of 1-{MAX_SAMPLES} measured values", 422)
+    out = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) > 1e6:
+            raise SessionError(f"{where}: {value!r} is not a measured value", 422)
+        out.append(float(value))
+    return out
+
+
+def analyse_points(kind: str, serial: str, points: list[dict[str, Any]]) -> Any:
+    """The procedure's own analysis of measured points (laser: set_mj, meter_mj, monitor_mj;
+    cryo: target_c, sensor_c, reference_c)."""
+    if not isinstance(points, list) or not 1 <= len(points) <= MAX_POINTS:
+        raise SessionError(f"points: 1-{MAX_POINTS} measured points", 422)
+    if kind == "laser":
+        laser = []
+        for i, p in enumerate(points):
+            meter = _numbers(p.get("meter_mj"), f"points.{i}.meter_mj")
+            if not isinstance(p.get("set_mj"), int) or not 10 <= p["set_mj"] <= 2000 or min(meter) <= 0:
+                raise SessionError(f"points.{i}: set_mj 10-2000 and energies above 0", 422)
+            laser.append(LaserPoint(p["set_mj"], meter, _numbers(p.get("monitor_mj"), f"points.{i}.monitor_mj")))
+        return analyse_laser(serial, laser)
+    if kind == "cryo":
+        cryo = []
+        for i, p in enumerate(points):
+            sensor, reference = _numbers(p.get("sensor_c"), f"points.{i}.sensor_c"), _numbers(
+                p.get("reference_c"), f"points.{i}.reference_c")
+            if not isinstance(p.get("target_c"), int) or len(sensor) != len(reference):
+                raise SessionError(f"points.{i}: target_c and as many sensor as reference readings", 422)
+            cryo.append(CryoPoint(p["target_c"], sensor, reference))
+        return analyse_cryo(serial, cryo)
+    raise SessionError(f"device_kind: {kind!r} is neither laser nor cryo", 422)
+
+
+class CalibrationEntries:
+    def __init__(self, service: "Service") -> None:
+        self.service = service
+        self.proposals: dict[int, dict[str, Any]] = {}
+        self._ids = itertools.count(1)
+
+    async def record_measured(self, user: User, kind: str, serial: str, points: list[dict[str, Any]],
+                              note: str = "") -> dict[str, Any]:
+        self.service.accounts.require(user, "technician", action="calibration.record")
+        result = analyse_points(kind, serial, points)
+        results = result.results | {"source": "measurements", "note": note}
+        record = await asyncio.to_thread(self.service.record_calibration, user, serial, kind, result.passed, results)
+        return {"id": record, "passed": result.passed, "reasons": result.reasons,
+                "results": {k: v for k, v in results.items() if k != "points"}}
+
+    def propose_external(self, user: User, kind: str, serial: str, certificate: str, laboratory: str,
+                         passed: bool, performed_on: str) -> dict[str, Any]:
+        self.service.accounts.require(user, "technician", action="calibration.external.propose")
+        proposal = {"id": next(self._ids), "device_kind": kind, "device_serial": serial, "passed": passed,
+                    "external_certificate": certificate, "laboratory": laboratory, "performed_on": performed_on,
+                    "entered_by": user.name, "entered": time.time()}
+        self.proposals[proposal["id"]] = proposal
+        self.service.audit.append(user.name, "calibration.external.proposed", **proposal)
+        return proposal | {"state": "waiting for an admin's confirmation"}
+
+    async def confirm_external(self, user: User, proposal_id: int) -> dict[str, Any]:
+        self.service.accounts.require(user, "admin", action="calibration.external.confirm")
+        proposal = self.proposals.get(proposal_id)
+        if proposal is None:
+            raise SessionError(f"no external calibration {proposal_id} waits for confirmation", 404)
+        if proposal["entered_by"] == user.name:
+            raise SessionError("another person confirms an external calibration than the one who entered it", 403)
+        results = {"source": "external", "external_certificate": proposal["external_certificate"],
+                   "laboratory": proposal["laboratory"], "performed_on": proposal["performed_on"],
+                   "entered_by": proposal["entered_by"], "confirmed_by": user.name,
+                   "monitor_correction": 1.0} if proposal["device_kind"] == "laser" else {
+                   "source": "external", "external_certificate": proposal["external_certificate"],
+                   "laboratory": proposal["laboratory"], "performed_on": proposal["performed_on"],
+                   "entered_by": proposal["entered_by"], "confirmed_by": user.name}
+        service = self.service
+        record = await asyncio.to_thread(
+            record_calibration, service.store, service.audit, f"{proposal['entered_by']} (external, confirmed by "
+            f"{user.name})", proposal["device_serial"], proposal["device_kind"], proposal["passed"], results,
+            expiry(service.settings.calibration_valid_days))
+        del self.proposals[proposal_id]
+        self.service.audit.append(user.name, "calibration.external.confirmed", proposal=proposal_id, record=record)
+        return {"id": record, "source": "external", "passed": proposal["passed"]}
