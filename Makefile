@@ -2,20 +2,24 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
+# Every Python package comes from requirements.lock: pinned, with hashes (`make lock` regenerates it).
+LOCK := requirements.lock
+TOOLS := .venv-tools
 
 .PHONY: run test bench venv clean system-deps soak mutation
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
+	@$(PYTHON) deploy/lock.py check
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
 	@if ! $(PYTHON) -m venv --help >/dev/null 2>&1 || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
 		echo "installing python3-venv from Debian"; \
 		apt-get update -qq && apt-get install -y -qq python3-venv; fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -38,7 +42,7 @@ system-deps:
 # they pass.
 LINT_PATHS := safety drivers simulators bench tests/dst
 
-test: venv system-deps
+test: lock-check venv system-deps
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
@@ -69,6 +73,25 @@ mutation: venv
 # Deterministic simulation: 10 000 seeds on 2 processes, or `make soak SEED=n` to replay one.
 soak: venv
 	$(BIN)/python bench/soak.py $(if $(SEED),--seed $(SEED))
+
+.PHONY: lock lock-check sbom
+
+# pyproject.toml and the lock must agree: a changed dependency fails here until `make lock` ran.
+lock-check:
+	@$(PYTHON) deploy/lock.py check
+
+# Regenerate the lock from pyproject.toml (every version pinned, every file's sha256).
+lock:
+	test -x $(TOOLS)/bin/pip-compile || { $(PYTHON) -m venv $(TOOLS) && $(TOOLS)/bin/pip install -q 'pip-tools>=7.4,<8' 'cyclonedx-bom>=4,<8'; }
+	$(TOOLS)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+		--extra test -o $(LOCK) pyproject.toml deploy/build-requirements.in
+	$(PYTHON) deploy/lock.py stamp
+
+# A CycloneDX SBOM (JSON) of what is installed in the venv, as a regulator expects.
+sbom: venv
+	test -x $(TOOLS)/bin/cyclonedx-py || { $(PYTHON) -m venv $(TOOLS) && $(TOOLS)/bin/pip install -q 'pip-tools>=7.4,<8' 'cyclonedx-bom>=4,<8'; }
+	$(TOOLS)/bin/cyclonedx-py environment --output-format JSON --output-file sbom.cdx.json $(BIN)/python
+	@echo "wrote sbom.cdx.json"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
