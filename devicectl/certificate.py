@@ -75,7 +75,7 @@ th { background: #eee; } .num { text-align: right; font-variant-numeric: tabular
 .pass { color: #146c2e; } .failed-note { color: #c00000; font-weight: bold; }
 .signatures { display: grid; grid-template-columns: 1fr 1fr; gap: 12mm; margin-top: 14mm; }
 .signatures div { border-top: 1px solid #000; padding-top: 1.5mm; } .muted { color: #555; font-size: 9pt; }
-img { max-width: 100%; }
+img { max-width: 100%; } table.points td, table.points th { padding: 1mm 1.5mm; font-size: 9.5pt; }
 @page { size: A4; margin: 12mm; }
 @media print { body { margin: 0; max-width: none; } h2, table, .signatures { break-inside: avoid; }
   .verdict.failed, .fail, .failed-note { -webkit-print-color-adjust: exact; print-color-adjust: exact; } }
@@ -190,7 +190,7 @@ def render_certificate(result: Result, technician: str, expires_on: str, png: by
 {instrument_rows}</table>
 <h2>Procedure</h2><p>{_e(procedure)}</p><p>Acceptance:</p><ul>{tolerances}</ul>
 <h2>Results</h2><table>{values}</table>
-<h2>Measured points</h2><table>{head}{rows}</table>
+<h2>Measured points</h2><table class="points">{head}{rows}</table>
 <p><img alt="measured against set" src="data:image/png;base64,{base64.b64encode(png).decode()}"></p>
 <div class="signatures"><div>Technician: {_e(technician)}<br><span class="muted">signature and date</span></div>
 <div>Reviewed by<br><span class="muted">name, signature and date</span></div></div>

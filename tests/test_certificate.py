@@ -11,7 +11,7 @@ import pytest
 from devicectl.calibration import CryoPoint, LaserPoint, analyse_cryo, analyse_laser
 from devicectl.certificate import certificate_pdf, chromium, write_certificate
 
-DEVICE = {"vendor": "Lumenis-like", "model": "QS-1064", "serial": "QS1064-0001", "firmware": "2.4.1"}
+DEVICE = {"vendor": "Simulated Lasers", "model": "QS-1064", "serial": "QS1064-0001", "firmware": "2.4.1"}
 METER = {"role": "meter", "resource": "TCPIP::10.0.0.20::5025::SOCKET", "vendor": "Radiometrix", "model": "EM-1",
          "serial": "EM1-0042", "calibration_due": "2027-03-31", "certificate": "DKD-K-12345"}
 
@@ -32,7 +32,7 @@ def test_a_passed_certificate_names_everything_an_inspector_checks(tmp_path: Pat
     page, _ = write_certificate(tmp_path, laser_result(0.97), "tech", "2027-05-25")  # type: ignore[arg-type]
     text = text_of(page.read_text())
     assert "PASSED — valid until 2027-05-25" in text
-    for words in ("Manufacturer Lumenis-like", "Model QS-1064", "Serial number QS1064-0001", "Firmware 2.4.1",
+    for words in ("Manufacturer Simulated Lasers", "Model QS-1064", "Serial number QS1064-0001", "Firmware 2.4.1",
                   "Energy meter Radiometrix EM-1 EM1-0042 2027-03-31 DKD-K-12345",
                   "Emitted energy within ±10% of the set energy", "energy monitor within ±5% of the energy meter",
                   "Emitted energy / set energy 0.970", "Correction applied to the monitor from now on × 0.9804",
