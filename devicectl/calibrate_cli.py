@@ -65,12 +65,21 @@ async def _run(kind: str, port: str, instrument: str, options: dict[str, Any]) -
         if kind == "laser":
             async with LaserDriver(port) as laser:
                 with contextlib.closing(open_instrument("meter", instrument)) as meter:
-                    return await calibrate_laser(laser, AsyncInstrument(meter), options["setpoints"], options["pulses"],
-                                                 options["rate"], progress)
+                    return _traced(await calibrate_laser(laser, AsyncInstrument(meter), options["setpoints"],
+                                                         options["pulses"], options["rate"], progress),
+                                   "meter", instrument, meter)
         async with CryoDriver(port) as cryo:
             with contextlib.closing(open_instrument("thermometer", instrument)) as thermometer:
-                return await calibrate_cryo(cryo, AsyncInstrument(thermometer), options["targets"], options["freeze"],
-                                            progress=progress)
+                return _traced(await calibrate_cryo(cryo, AsyncInstrument(thermometer), options["targets"],
+                                                    options["freeze"], progress=progress),
+                               "thermometer", instrument, thermometer)
+
+
+def _traced(result: Result, role: str, resource: str, instrument: Any) -> Result:
+    """The certificate names the reference instrument used (its own calibration due date is in the
+    service's configuration, [instruments.ROLE]: printed when the service runs the calibration)."""
+    result.results["instrument"] = {"role": role, "resource": resource, **instrument.idn()}
+    return result
 
 
 def _summary(result: Result, certificate: Path, expires_on: str) -> None:
