@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 from .hazards import Hazard
 from .plans import CryoPlan, LaserPlan, Modality, Plan
+from .sites import same_site
 
 SUN_FREE_WEEKS_BEFORE = 4
 SUN_FREE_WEEKS_AFTER = 2
@@ -113,7 +114,7 @@ def _calibration(context: ChecklistContext) -> list[OpenItem]:
 
 def _interval(plan: Plan, context: ChecklistContext) -> list[OpenItem]:
     earlier = [
-        s.on for s in context.previous_sessions if s.site == plan.site and s.modality is plan.modality and s.on <= context.today
+        s.on for s in context.previous_sessions if same_site(s.site, plan.site) and s.modality is plan.modality and s.on <= context.today
     ]
     if not earlier:
         return []
