@@ -154,6 +154,22 @@ def test_stop_from_the_screen_reaches_the_simulator(page: Page, system: tuple[Be
     assert "STOP" in bench.laser("executed")[-4:]
 
 
+def test_stop_works_on_the_login_screen_after_a_logout(page: Page, system: tuple[BenchProcess, ServiceProcess]) -> None:
+    """A reload or a logout mid-treatment must never leave the room without STOP."""
+    bench, service = system
+    emitting(page, bench, "calf", "black")
+    page.reload()  # a reload lands on the login screen: the laser is still firing
+    expect(page.locator("h1")).to_contain_text("Log in")
+    expect(page.locator("#stop")).to_be_visible()
+    page.click("#stop")
+    deadline = time.monotonic() + 5
+    while bench.laser("truth")["emitting"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert bench.laser("truth")["emitting"] is False
+    assert "STOP" in bench.laser("executed")[-6:]
+    bench.laser("set_input", name="foot", value=0)
+
+
 def test_interlock_opened_mid_treatment_is_shown_and_recovered(page: Page, system: tuple[BenchProcess, ServiceProcess]) -> None:
     bench, service = system
     emitting(page, bench, "shoulder", "black")

@@ -174,7 +174,7 @@ async function doLogin(user, pin) {
     const r = await api("POST", "/api/login", { user, pin });
     Object.assign(S, { token: r.token, user: r.user, role: r.role, mustChange: r.must_change_pin });
     $("#who").textContent = `${r.user} · ${r.role}`;
-    $("#stop").hidden = false; $("#home-btn").hidden = false; $("#logout-btn").hidden = false;
+    $("#home-btn").hidden = false; $("#logout-btn").hidden = false;
     connectLive();
     S.options = await api("GET", "/api/options");
     S.sim = await api("GET", "/api/sim").catch(() => null);  // only with `devicectl serve --simulate`
@@ -188,7 +188,7 @@ function logout(note = "") {
   if (S.token) api("POST", "/api/logout").catch(() => {});
   Object.assign(S, { token: null, user: null, role: null, session: null, sessionId: null });
   if (S.ws) { const ws = S.ws; S.ws = null; ws.close(); }
-  $("#who").textContent = ""; $("#stop").hidden = true; $("#sim-btn").hidden = true; $("#home-btn").hidden = true; $("#logout-btn").hidden = true;
+  $("#who").textContent = ""; $("#sim-btn").hidden = true; $("#home-btn").hidden = true; $("#logout-btn").hidden = true;
   setConn(false);
   loginScreen(note);
 }
@@ -613,7 +613,11 @@ $("#stop").onclick = async () => {
     for (const name of r.unconfirmed || []) alarmNote(name, `the ${name} did not confirm STOP — use its emergency stop`);
     if ((r.stopped || []).length) note(`stop:${Date.now()}`, "info", `STOP from this screen: ${r.stopped.join(" and ")} confirmed safe. Nothing fires or freezes until a practitioner arms again.`);
     refreshSession();
-  } catch (e) { note("stop-unreachable", "alarm", "STOP could not reach the service: use the device's emergency stop."); }
+  } catch (e) {
+    // STOP works without a login from the treatment-room screens; anywhere else it needs one
+    if (e.status === 401) note("stop-login", "alarm", "This screen may STOP only when logged in: log in, or use the device's emergency stop.");
+    else note("stop-unreachable", "alarm", "STOP could not reach the service: use the device's emergency stop.");
+  }
 };
 $("#home-btn").onclick = home;
 $("#sim-btn").onclick = simScreen;
