@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Annotated, Any, AsyncIterator, Literal
 
 from fastapi import Depends, FastAPI, Header, Request, WebSocket, WebSocketDisconnect
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -21,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from safety.plans import Indication, Ink
 
 from .auth import AuthError, User
-from .calibration_records import check_results
+from .calibration_records import CalibrationError, check_results
 from .service import Service
 from .kiosk import KioskStopGate
 from .sessions import SessionError
@@ -146,8 +148,15 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
         await service.store.flush()
         return JSONResponse({"error": str(exc), "hazard": exc.hazard}, status_code=exc.status)
 
-    @app.exception_handler(ValueError)
-    async def value_error(request: Request, exc: ValueError) -> JSONResponse:
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422, with a body that is not UTF-8 shown as text (FastAPI's own encoder fails on it)."""
+        errors = jsonable_encoder(exc.errors(), custom_encoder={bytes: lambda b: b.decode("utf-8", "replace")})
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(CalibrationError)
+    async def validation_error(request: Request, exc: CalibrationError) -> JSONResponse:
+        """The service's own validation errors only: any other exception is a server bug, answered 500."""
         return JSONResponse({"error": str(exc)}, status_code=422)
 
     app.state.service = service
@@ -160,6 +169,7 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
     @app.post("/api/logout")
     async def logout(user: Auth, token: Token) -> dict[str, Any]:
         await service.accounts.logout(token, user)
+        service.consoles.token_ended(token, user, "logged out")  # what this login armed is stopped
         return {"ok": True}
 
     @app.get("/api/me")
@@ -238,11 +248,15 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
         return await service.sessions.start(user, session_id)
 
     @app.post("/api/sessions/{session_id}/arm")
-    async def arm(session_id: int, user: Auth) -> dict[str, Any]:
+    async def arm(session_id: int, user: Auth, token: Token) -> dict[str, Any]:
+        """Arm: tied to this login (its screen closing or the login ending stops the laser)."""
+        await service.consoles.arming(token, user, await service.sessions.device_of(session_id))
         return await service.sessions.arm(user, session_id)
 
     @app.post("/api/sessions/{session_id}/freeze")
-    async def freeze(session_id: int, body: FreezeBody, user: Auth) -> dict[str, Any]:
+    async def freeze(session_id: int, body: FreezeBody, user: Auth, token: Token) -> dict[str, Any]:
+        """A freeze runs to its programmed end; a lost console is shown on the others."""
+        await service.consoles.arming(token, user, await service.sessions.device_of(session_id))
         return await service.sessions.freeze(user, session_id, body.seconds)
 
     @app.post("/api/sessions/{session_id}/acknowledge")
@@ -289,15 +303,27 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
             return
         await websocket.accept()
         queue = service.hub.subscribe()
-        try:
-            await websocket.send_json({"type": "hello", "user": user.name, "devices": service.devices()})
-            while True:
-                message = await queue.get()
-                await websocket.send_json(message)
+        service.consoles.opened(token)
+
+        async def send() -> None:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                await websocket.send_json({"type": "hello", "user": user.name, "devices": service.devices()})
+                while True:
+                    await websocket.send_json(await queue.get())
+
+        sender = asyncio.get_running_loop().create_task(send())
+        try:  # a closed screen is noticed at once (by its close frame), not at the next message
+            while not sender.done():
+                if (await websocket.receive())["type"] == "websocket.disconnect":
+                    break
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
             service.hub.unsubscribe(queue)
+            service.consoles.closed(token, user)  # its token's last screen: what it armed is stopped
             with contextlib.suppress(Exception):
                 await websocket.close()
 

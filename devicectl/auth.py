@@ -166,6 +166,12 @@ class Accounts:
         digest = _token_hash(token)
         return self._user(await self.store.read(lambda conn: conn.execute(_USER_OF_TOKEN, (digest,)).fetchone()))
 
+    async def token_expiry(self, token: str) -> float | None:
+        """When ``token`` expires (epoch seconds), None for an unknown token."""
+        digest = _token_hash(token)
+        row = await self.store.read(lambda conn: conn.execute("SELECT expires FROM tokens WHERE hash = ?", (digest,)).fetchone())
+        return None if row is None else float(row["expires"])
+
     @staticmethod
     def _user(row: sqlite3.Row | None) -> User:
         if row is None or not row["active"]:

@@ -11,6 +11,7 @@ from safety.plans import load_protocols
 from .audit import AuditLog
 from .auth import Accounts, User
 from .config import Settings
+from .consoles import Consoles
 from .hub import Hub
 from .calibration_records import expiry, list_calibrations, record_calibration
 from .calibration_runs import CalibrationRuns
@@ -36,6 +37,7 @@ class Service:
         self.sessions = Sessions(self.store, self.audit, self.accounts, self.supervisors, table)
         self.service_modes = ServiceModes(self)
         self.calibration_runs = CalibrationRuns(self)
+        self.consoles = Consoles(self)  # a laser armed from a screen is stopped when that screen goes away
         self.mqtt: Any = None
         self.first_admin_pin: str | None = None
         self.interrupted: list[int] = []
@@ -57,6 +59,7 @@ class Service:
 
     async def stop(self) -> None:
         await self.calibration_runs.close()  # each procedure leaves its unit safe
+        await self.consoles.close()
         if self.mqtt is not None:
             await self.mqtt.stop()
         for supervisor in self.supervisors.values():

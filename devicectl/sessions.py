@@ -400,6 +400,10 @@ class Sessions:
             out["live"] = supervisor.snapshot()
         return out
 
+    async def device_of(self, session_id: int) -> str:
+        """The device of a session (404 for an unknown session)."""
+        return str((await self._row(session_id))["device"])
+
     async def _row(self, session_id: int) -> Any:
         row = await self.store.read(lambda conn: conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone())
         if row is None:
