@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum
 LOCK := requirements.lock
 TOOLS := .venv-tools
 
-.PHONY: run test bench venv clean system-deps soak mutation
+.PHONY: run test bench venv clean system-deps soak mutation screenshots
 
 venv: $(STAMP)
 
@@ -47,7 +47,12 @@ test: lock-check venv system-deps
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
-BENCHMARKS := bench/driver_rtt.py bench/reaction.py bench/audit_rate.py bench/cryo_timing.py
+# The touchscreen's screenshots in docs/screenshots/ (the tests save theirs in a temporary folder).
+screenshots: venv system-deps
+	DEVICECTL_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_ui.py tests/test_ui_clinic.py
+
+BENCHMARKS := bench/driver_rtt.py bench/reaction.py bench/audit_rate.py bench/cryo_timing.py \
+	bench/store_throughput.py bench/reaction_load.py
 
 bench: venv
 	@for script in $(BENCHMARKS); do echo "== $$script"; $(BIN)/python $$script || exit 1; done

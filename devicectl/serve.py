@@ -133,9 +133,8 @@ def run_service(settings: Settings, simulate: bool) -> int:
 
 async def _serve(settings: Settings, addresses: dict[str, Any]) -> int:
     service = Service(settings)  # opens (and migrates) the database before the loop carries anything
-    await service.start()
-    if addresses:
-        await asyncio.to_thread(seed_factory_calibrations, service, addresses)
+    # the app (its routes and OpenAPI schema) and the HTTP server's modules (tenths of a second of
+    # CPU) are built and loaded before the devices start: nothing long on the loop while they link up
     app = create_app(service, manage_lifecycle=False)
     if addresses:  # the simulator panel: only against the simulated bench
         from .sim_panel import install as install_sim_panel
@@ -147,6 +146,10 @@ async def _serve(settings: Settings, addresses: dict[str, Any]) -> int:
                             ssl_certfile=str(settings.tls_cert) if tls else None,
                             ssl_keyfile=str(settings.tls_key) if tls else None)
     server = uvicorn.Server(config)
+    config.load()
+    await service.start()
+    if addresses:
+        await asyncio.to_thread(seed_factory_calibrations, service, addresses)
     serving = asyncio.get_running_loop().create_task(server.serve())
     while not server.started and not serving.done():
         await asyncio.sleep(0.02)

@@ -43,6 +43,8 @@ class Service:
         self.interrupted: list[int] = []
 
     async def start(self) -> None:
+        if self.settings.mqtt is not None:  # imported now (tenths of a second), not while the devices link up
+            from . import mqtt  # noqa: F401
         self.interrupted = await self.sessions.mark_interrupted()
         self.first_admin_pin = await self.accounts.ensure_first_admin()
         await self.audit.append("system", "service.started", devices=list(self.supervisors))
