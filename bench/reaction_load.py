@@ -191,8 +191,8 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
             await lasers.open()
             for i, sid in enumerate(sids):
                 await fire(api, pat, lasers, i, sid, service)
-            load = subprocess.Popen([sys.executable, str(HERE), "clients", url, pat["Authorization"][7:],
-                                     ",".join(map(str, sids))])
+            load = await asyncio.to_thread(subprocess.Popen, [sys.executable, str(HERE), "clients", url,
+                                                              pat["Authorization"][7:], ",".join(map(str, sids))])
             await asyncio.sleep(2.0)  # screens connected, requests flowing, every laser firing
             fired_before = sum((await lasers.call("fired"))["fired"])
             started = time.monotonic()

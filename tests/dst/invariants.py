@@ -14,7 +14,9 @@ every practitioner action, and a 100 ms tick of the virtual clock. A violation r
    plus ``FREEZE_SLACK_S``; ``energy``: a pulse outside +-20 % of its setting or above the cap is
    followed by a STOP decision before the host sees the next pulse.
 4. ``stop-confirmed``: every STOP decided is confirmed by the unit's safe state within
-   ``STOP_CONFIRM_S``, or escalated (the device locked with a reason saying it did not confirm).
+   ``STOP_CONFIRM_S``, or escalated (the device locked with a reason saying it did not confirm),
+   and an escalated one still ends in the unit's safe state within ``ESCALATED_SAFE_S`` (the host's
+   silence lets the unit's watchdog fire).
 5. ``lockout-acknowledged``: no lock-out is cleared without an audited acknowledgement;
    ``decisions-recorded``: every Stop/Lockout/Pause decided during a session is in the audit log;
    ``audit-verifies``: the audit chain verifies at the end.
@@ -41,6 +43,9 @@ if TYPE_CHECKING:
     from .world import World
 
 STOP_CONFIRM_S = 2.0  # the stated bound: a STOP is confirmed by the unit's safe state within this
+#: an escalated STOP (the host silent toward the unit, alarm, lock-out) must still end in the unit's
+#: safe state: its watchdog (1 s) fires within the host's silence (watchdog + 0.5 s margin)
+ESCALATED_SAFE_S = STOP_CONFIRM_S + 1.0 + 0.5 + 0.5
 FREEZE_SLACK_S = 0.35  # host tick (0.1 s) + a line each way (<= 0.1 s) + scheduling
 ENERGY_TOLERANCE = 0.20
 ENERGY_ROUNDING_MJ = 0.1  # the monitor reports 0.1 mJ
@@ -51,6 +56,7 @@ CHECKS = frozenset({
     "completed-after-lockout", "reported-state", "service-raises",
     # checked by the scripted regression cases (tests/dst/regressions.py)
     "limits-programmed", "budget-delivered", "double-arm", "freeze-after-reboot", "false-lockout", "false-gap", "scenario",
+    "stop-preempts",
 })
 
 EMITTING_COMMANDS = (b"READY", b"FIRE", b"FREEZE")
@@ -84,8 +90,9 @@ class DeviceWatch:
     acks_consumed: int = 0
     unsafe_since: float | None = None
     session_pulses: dict[int, int] = field(default_factory=dict)
-    bad_pulses: set[int] = field(default_factory=set)
+    bad_pulses: dict[int, int] = field(default_factory=dict)  # pulse n -> decisions decided before it was emitted
     bad_seen_at_seq: int | None = None
+    stop_seq: int = -1  # the last STOP decided
     decisions: list[tuple[int, str, str]] = field(default_factory=list)  # (session, kind, reason)
     open_plan: tuple[int, Any] | None = None  # the last session seen open with its plan
 
@@ -131,8 +138,10 @@ class Checker:
                 self.fail("energy", f"{port.name}: a pulse outside the energy tolerance was not followed by a STOP "
                                     "before the next pulse reached the host")
             match = _PULSE_N.search(line)
-            if match and int(match.group(1)) in watch.bad_pulses:
-                watch.bad_pulses.discard(int(match.group(1)))
+            emitted_at_seq = watch.bad_pulses.pop(int(match.group(1)), None) if match else None
+            # the host handles the line before this listener runs: a STOP decided on this very
+            # pulse (or since it was emitted) already answers it
+            if emitted_at_seq is not None and watch.stop_seq <= emitted_at_seq:
                 watch.bad_seen_at_seq = self.seq
         self.step()
 
@@ -150,6 +159,7 @@ class Checker:
                     watch.decisions.append((supervisor.session_id, type(decision).__name__, decision.reason))
             if isinstance(decision, Stop):
                 watch.bad_seen_at_seq = None
+                watch.stop_seq = self.seq
                 if not self.unit_safe(device) and watch.stop_pending_since is None:
                     watch.stop_pending_since = self.world.now()
                     watch.stop_pending_reason = decision.reason
@@ -180,7 +190,7 @@ class Checker:
         set_mj = truth.set_mj
         off = abs(truth.emitted_mj - set_mj) > ENERGY_TOLERANCE * set_mj + ENERGY_ROUNDING_MJ
         if off or truth.emitted_mj > plan.energy_cap_mj + ENERGY_ROUNDING_MJ:
-            watch.bad_pulses.add(truth.n)
+            watch.bad_pulses[truth.n] = self.seq
 
     # ------------------------------------------------------------------ the step check
     def unit_safe(self, device: str) -> bool:
@@ -209,7 +219,11 @@ class Checker:
                 if watch.stop_pending_since is not None and now - watch.stop_pending_since > STOP_CONFIRM_S:
                     locked = supervisor.kernel.locked or ""
                     if "did not confirm" in locked:
-                        watch.stop_pending_since = None
+                        if now - watch.stop_pending_since > ESCALATED_SAFE_S:
+                            self.fail("stop-confirmed",
+                                      f"{device}: STOP ('{watch.stop_pending_reason}') escalated, yet "
+                                      f"{now - watch.stop_pending_since:.2f} s after it the unit is still "
+                                      f"{self.world.ports[device].unit.model.state}: the host did not let its watchdog fire")
                     else:
                         self.fail("stop-confirmed",
                                   f"{device}: STOP ('{watch.stop_pending_reason}') decided {now - watch.stop_pending_since:.2f} s "

@@ -252,6 +252,28 @@ async def limit_event_gap(world: World) -> None:
         world.checker.fail("false-gap", f"the unit's LIMIT event was taken for lost events: {lost[0]}")
 
 
+async def stop_preempts_queue(world: World) -> None:
+    """A STOP decided while the service's own requests queue up (poll, counts) goes out next: the
+    queued requests fail instead of being written ahead of it (the unit keeps firing meanwhile)."""
+    sid = await laser_session(world, budget=30, rate_hz=5.0)
+    await arm(world, sid)
+    foot(world, True)
+    await asyncio.sleep(0.5)
+    written: list[bytes] = []
+    world.ports["laser"].on_host_write.append(lambda port, line: written.append(line))
+    driver = world.supervisors["laser"].driver
+    queued = [asyncio.ensure_future(driver.state()) for _ in range(4)] + [asyncio.ensure_future(driver.count())]
+    await asyncio.sleep(0)  # every one of them is waiting for the line
+    in_flight = len(written)
+    asyncio.ensure_future(world.sessions.stop(PRACTITIONER, "ui", "laser"))
+    await asyncio.gather(*queued, return_exceptions=True)
+    await asyncio.sleep(1.0)
+    foot(world, False)
+    after = [line[4:].split(b"*", 1)[0] for line in written[in_flight:]]  # (the exchange on the wire is not retried)
+    if not after or after[0] != b"STOP":
+        world.checker.fail("stop-preempts", f"after the STOP was decided the host wrote {after[:6]} before STOP")
+
+
 async def _sync(fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
@@ -272,4 +294,5 @@ CASES: tuple[Regression, ...] = (
     Regression("i_cryo_reboot_mid_freeze", "i", 110, cryo_reboot_mid_freeze, "freeze-after-reboot"),
     Regression("j_state_in_flight_at_stop", "j", 111, state_in_flight_at_stop, "false-lockout"),
     Regression("j_limit_event_gap", "j", 112, limit_event_gap, "false-gap"),
+    Regression("k_stop_preempts_queued_requests", "k", 113, stop_preempts_queue, "stop-preempts"),
 )

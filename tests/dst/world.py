@@ -174,9 +174,11 @@ class World:
 
     # ------------------------------------------------------------------ what the checker asks
     def acknowledgements(self, device: str) -> int:
+        # in a session, or on the device with no session open (both name the device)
         row = self.store.one(
-            "SELECT COUNT(*) AS n FROM audit a JOIN sessions s ON s.id = json_extract(a.detail, '$.session')"
-            " WHERE a.action = 'lockout.acknowledged' AND s.device = ?", (device,))
+            "SELECT COUNT(*) AS n FROM audit a LEFT JOIN sessions s ON s.id = json_extract(a.detail, '$.session')"
+            " WHERE a.action = 'lockout.acknowledged' AND (json_extract(a.detail, '$.device') = ? OR s.device = ?)",
+            (device, device))
         return int(row["n"]) if row else 0
 
     def pulses_reported_not_seen(self) -> int:
