@@ -28,6 +28,8 @@ from .service import Service
 from .kiosk import KioskStopGate
 from .sessions import SessionError
 from .history import install as install_history
+from .patients import install as install_patients
+from .users_api import install as install_users
 from .technician_api import register as register_technician_routes
 
 
@@ -35,9 +37,25 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def user_name_alias(data: Any) -> Any:
+    """The user's name is ``name`` everywhere (canonical); ``user`` is accepted as well for one release
+    (``/api/login`` used to take ``user``). Both at once must agree."""
+    if isinstance(data, dict) and "user" in data:
+        data = dict(data)
+        alias = data.pop("user")
+        if data.setdefault("name", alias) != alias:
+            raise ValueError("name and user differ: send name only")
+    return data
+
+
 class LoginBody(Body):
-    user: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=64, description="the user's name (``user`` accepted for one release)")
     pin: str = Field(min_length=1, max_length=32)
+
+    @model_validator(mode="before")
+    @classmethod
+    def either_name(cls, data: Any) -> Any:
+        return user_name_alias(data)
 
 
 class PinBody(Body):
@@ -46,9 +64,14 @@ class PinBody(Body):
 
 
 class UserBody(Body):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="the user's name (``user`` accepted for one release)")
     role: Literal["practitioner", "technician", "admin"]
     pin: str = Field(max_length=32)
+
+    @model_validator(mode="before")
+    @classmethod
+    def either_name(cls, data: Any) -> Any:
+        return user_name_alias(data)
 
 
 class SessionBody(Body):
@@ -58,7 +81,8 @@ class SessionBody(Body):
     skin_type: int = Field(ge=1, le=6)
     sensitive_skin: bool = False
     area_cm2: float = Field(gt=0, le=1000)
-    site: str = Field(min_length=1, max_length=64)
+    site: str = Field(min_length=1, max_length=64, description="a body-site key (GET /api/sites), or free text read best-effort")
+    site_note: str | None = Field(None, max_length=200, description="free text about the site: a note only")
     inks: list[Ink] = Field(default_factory=list, max_length=11)
 
 
@@ -163,7 +187,7 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
     # ------------------------------------------------------------------ accounts
     @app.post("/api/login")
     async def login(body: LoginBody) -> dict[str, Any]:
-        token, user = await service.accounts.login(body.user, body.pin)
+        token, user = await service.accounts.login(body.name, body.pin)
         return {"token": token, "user": user.name, "role": user.role, "must_change_pin": user.must_change}
 
     @app.post("/api/logout")
@@ -343,6 +367,8 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
 
     register_technician_routes(app, service, Auth)  # faults, service mode, calibration runs
     install_history(app, service)  # Home overview, closing interrupted and cancelling planned sessions
+    install_patients(app, service)  # patient history and courses, the body-site picker's lists
+    install_users(app, service)  # user admin: list, deactivate, reset PIN
     ui = Path(__file__).with_name("ui")
     app.mount("/", StaticFiles(directory=ui, html=True), name="ui")
     with contextlib.suppress(Exception):  # the schema built now, not on the event loop at its first request

@@ -114,6 +114,55 @@ class Accounts:
 
         await self.store.write(work)
 
+    async def list_users(self, actor: User) -> list[dict[str, object]]:
+        """Every user with role, whether active, locked or due to change a one-time PIN (admins only)."""
+        if actor.role != "admin":
+            await self._refuse_async(actor, "user.list", "only an admin manages users", 403)
+        rows = await self.store.read(lambda conn: conn.execute("SELECT * FROM users ORDER BY name").fetchall())
+        now = time.time()
+        return [{"name": r["name"], "role": r["role"], "active": bool(r["active"]), "locked": r["locked_until"] > now,
+                 "failed": r["failed"], "must_change_pin": bool(r["must_change"]), "created": r["created"]} for r in rows]
+
+    async def deactivate(self, actor: User, name: str) -> None:
+        """The user can no longer log in and its logins end; records keep its name (admins only, never oneself)."""
+        if actor.role != "admin":
+            await self._refuse_async(actor, "user.deactivate", "only an admin manages users", 403)
+        if name == actor.name:
+            raise AuthError("an admin cannot deactivate their own user", 409)
+
+        def work(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT id FROM users WHERE name = ? AND active = 1", (name,)).fetchone()
+            if row is None:
+                return False
+            conn.execute("UPDATE users SET active = 0 WHERE id = ?", (row["id"],))
+            conn.execute("DELETE FROM tokens WHERE user_id = ?", (row["id"],))
+            self.audit.append_in(conn, actor.name, "user.deactivated", name=name)
+            return True
+
+        if not await self.store.write(work):
+            raise AuthError(f"no active user {name!r}", 404)
+
+    async def reset_pin(self, actor: User, name: str, pin: str) -> None:
+        """A one-time PIN set by an admin (the user chooses their own at the next login); unlocks too."""
+        if actor.role != "admin":
+            await self._refuse_async(actor, "user.reset_pin", "only an admin manages users", 403)
+        if not valid_pin(pin):
+            raise AuthError(f"a PIN is {PIN_DIGITS[0]}-{PIN_DIGITS[1]} digits", 422)
+        pin_hash = await self.store.run(hash_pin, pin)
+
+        def work(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT id FROM users WHERE name = ? AND active = 1", (name,)).fetchone()
+            if row is None:
+                return False
+            conn.execute("UPDATE users SET pin_hash = ?, must_change = 1, failed = 0, locked_until = 0 WHERE id = ?",
+                         (pin_hash, row["id"]))
+            conn.execute("DELETE FROM tokens WHERE user_id = ?", (row["id"],))
+            self.audit.append_in(conn, actor.name, "user.pin_reset", name=name)
+            return True
+
+        if not await self.store.write(work):
+            raise AuthError(f"no active user {name!r}", 404)
+
     async def login(self, name: str, pin: str) -> tuple[str, User]:
         row = await self.store.read(
             lambda conn: conn.execute("SELECT * FROM users WHERE name = ? AND active = 1", (name,)).fetchone())

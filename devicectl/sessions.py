@@ -42,6 +42,7 @@ from safety.plans import (
 
 from drivers import DriverError
 from safety.decisions import Decision, Lockout, Pause, Refuse, Stop
+from safety import sites
 
 from .audit import AuditLog
 from .auth import Accounts, User
@@ -133,12 +134,13 @@ class Sessions:
         if not await self.store.read(lambda conn: conn.execute("SELECT id FROM patients WHERE id = ?", (patient_id,)).fetchone()):
             raise SessionError(f"no patient {patient_id}", 404)
         supervisor = self._supervisor(device)
+        site_key = sites.normalise(str(request["site"]))  # a key from the picker, or free text read best-effort
         plan_request = PlanRequest(
             indication=Indication(request["indication"]),
             skin_type=int(request["skin_type"]),
             sensitive_skin=bool(request.get("sensitive_skin", False)),
             area_cm2=float(request["area_cm2"]),
-            site=str(request["site"]),
+            site=sites.label(site_key),
             inks=frozenset(Ink(i) for i in request.get("inks", [])),
         )
         plan = plan_treatment(plan_request, self.table)
@@ -152,9 +154,11 @@ class Sessions:
 
         def work(conn: sqlite3.Connection) -> int:
             cursor = conn.execute(
-                "INSERT INTO sessions (patient_id, device, modality, site, plan, state, created, practitioner)"
-                " VALUES (?, ?, ?, ?, ?, 'planned', ?, ?)",
-                (patient_id, device, planned.modality.value, planned.site, plan_to_json(planned), now, user.name),
+                "INSERT INTO sessions (patient_id, device, modality, site, plan, state, created, practitioner,"
+                " site_key, site_note, skin_type, request) VALUES (?, ?, ?, ?, ?, 'planned', ?, ?, ?, ?, ?, ?)",
+                (patient_id, device, planned.modality.value, planned.site, plan_to_json(planned), now, user.name,
+                 site_key, str(request.get("site_note") or "") or None, plan_request.skin_type, json.dumps(
+                     {k: request.get(k) for k in ("indication", "skin_type", "sensitive_skin", "area_cm2", "inks")})),
             )
             session_id = int(cursor.lastrowid or 0)
             self.audit.append_in(conn, user.name, "session.planned", session=session_id, patient=patient_id,
@@ -383,7 +387,7 @@ class Sessions:
         view = await self.store.read(lambda conn: _session_view(conn, session_id, serials))
         if view is None:
             raise SessionError(f"no session {session_id}", 404)
-        row, context, pulses, freezes, decisions, unseen = view
+        row, context, pulses, freezes, decisions, unseen, course = view
         plan = plan_from_json(row["plan"])
         answers = answers_from_dict(json.loads(row["checklist"]))
         supervisor = self.supervisors.get(row["device"])
@@ -395,6 +399,8 @@ class Sessions:
             "open_items": [{"item": i.item, "reason": i.reason, "hazard": i.hazard.value} for i in items],
             "pulses_recorded": pulses, "freezes": freezes, "outcome": row["outcome"],
             "aftercare": aftercare(plan),
+            "site_key": row["site_key"], "site_note": row["site_note"], "skin_type": row["skin_type"],
+            "course_number": course,
         }
         if supervisor is not None and supervisor.session_id == session_id:
             out["live"] = supervisor.snapshot()
@@ -498,9 +504,9 @@ def _context(conn: sqlite3.Connection, row: Any, serial: str | None) -> Checklis
     if cal is not None:
         calibration = Calibration(cal["device_serial"], bool(cal["passed"]), date.fromisoformat(cal["expires_on"]))
     previous = tuple(
-        PreviousSession(r["site"], Modality(r["modality"]), date.fromtimestamp(r["opened"]))
+        PreviousSession(r["site_key"] or r["site"], Modality(r["modality"]), date.fromtimestamp(r["opened"]))
         for r in conn.execute(
-            "SELECT site, modality, opened FROM sessions WHERE patient_id = ? AND id != ? AND opened IS NOT NULL",
+            "SELECT site, site_key, modality, opened FROM sessions WHERE patient_id = ? AND id != ? AND opened IS NOT NULL",
             (row["patient_id"], row["id"]),
         )
     )
@@ -519,4 +525,13 @@ def _session_view(conn: sqlite3.Connection, session_id: int, serials: dict[str, 
     decisions = [dict(r) for r in conn.execute(
         "SELECT at, kind, hazard, reason FROM decisions WHERE session_id = ? AND kind != 'Refuse' ORDER BY id", (session_id,))]
     unseen = conn.execute("SELECT COUNT(*) AS n FROM pulses WHERE session_id = ? AND seen = 0", (session_id,)).fetchone()["n"]
-    return row, context, pulses, freezes, decisions, unseen
+    return row, context, pulses, freezes, decisions, unseen, course_number(conn, row)
+
+
+def course_number(conn: sqlite3.Connection, row: Any) -> int:
+    """The session's number in its patient's course on its site ("tattoo, left forearm — session 3"):
+    the patient's sessions on the same site with the same indication, cancelled ones aside."""
+    indication = json.loads(row["plan"]).get("indication")
+    others = conn.execute("SELECT plan FROM sessions WHERE patient_id = ? AND site_key IS ? AND id <= ? AND state != 'cancelled'",
+                          (row["patient_id"], row["site_key"], row["id"])).fetchall()
+    return sum(1 for r in others if json.loads(r["plan"]).get("indication") == indication)

@@ -3,14 +3,19 @@ compares sites by their key, so the way a site was typed never buys a fresh puls
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from devicectl.store import Store
 from safety import sites
 from safety.checklist import ChecklistContext, PreviousSession, open_items
 from safety.plans import Indication, Ink, Modality, PlanRequest, load_protocols, plan_treatment
 from tests.safety_scenarios import CONTEXT, GOOD, TODAY
+from tests.test_store import LEGACY
 
 
 @pytest.mark.parametrize("text", ["left cheek", "Left cheek", "left cheek ", "cheek, left", "CHEEK (L)", "cheek:left", "left side of the cheek"])
@@ -53,3 +58,15 @@ def test_the_interval_rule_sees_one_site_however_it_was_written(earlier: str) ->
     assert [i.item for i in open_items(plan, GOOD, ChecklistContext(TODAY, CONTEXT.calibration, recent))] == ["interval"]  # type: ignore[arg-type]
     other_side = (PreviousSession("right cheek", Modality.LASER, TODAY - timedelta(days=3)),)
     assert open_items(plan, GOOD, ChecklistContext(TODAY, CONTEXT.calibration, other_side)) == []  # type: ignore[arg-type]
+
+
+def test_sessions_written_before_keep_their_text_as_the_note(tmp_path: Path) -> None:
+    """A database of free-text sites upgraded: the key read from the text, the text kept as the note."""
+    path = tmp_path / "devicectl.sqlite3"
+    shutil.copyfile(LEGACY, path)
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT site, site_key, site_note FROM sessions").fetchall() == [("forearm", "forearm", "forearm")]
+    finally:
+        conn.close()

@@ -1,0 +1,134 @@
+"""User admin beyond create/unlock, structured sites and a patient's history over the API (#18),
+against the service and the simulated bench."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess
+
+ADMIN_PIN = "604938"
+PRACTITIONER_PIN = "471920"
+
+System = tuple[BenchProcess, ServiceProcess, Api, Api]
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> Iterator[System]:
+    bench = BenchProcess(tmp_path)
+    service = ServiceProcess(tmp_path, bench).start()
+    admin, practitioner = clinic_users(service, bench)
+    try:
+        yield bench, service, admin, practitioner
+    finally:
+        service.stop()
+        bench.stop()
+
+
+def new_user(service: ServiceProcess, admin: Api, name: str, role: str, pin: str) -> Api:
+    """A user created by the admin with a first PIN, logged in once to choose their own ``pin``."""
+    admin.call("POST", "/api/users", 201, json={"name": name, "role": role, "pin": "582913"})
+    Api(service.url, name, "582913").call("POST", "/api/me/pin", json={"old_pin": "582913", "new_pin": pin})
+    return Api(service.url, name, pin)
+
+
+def clinic_users(service: ServiceProcess, bench: BenchProcess) -> tuple[Api, Api]:
+    """The admin (own PIN chosen), a practitioner, both devices calibrated."""
+    assert service.first_pin
+    Api(service.url, "admin", service.first_pin).call("POST", "/api/me/pin", json={"old_pin": service.first_pin, "new_pin": ADMIN_PIN})
+    admin = Api(service.url, "admin", ADMIN_PIN)
+    practitioner = new_user(service, admin, "pat", "practitioner", PRACTITIONER_PIN)
+    technician = new_user(service, admin, "tech", "technician", "385027")
+    for kind in ("laser", "cryo"):
+        technician.call("POST", "/api/calibrations", 201, json={
+            "device_serial": bench.addresses[f"{kind}_serial"], "device_kind": kind, "passed": True,
+            "results": {"gain": 1.0, "monitor_ratio": 1.0, "monitor_correction": 1.0} if kind == "laser" else {"offset_c": 0.0},
+        })
+    return admin, practitioner
+
+
+def treated(api: Api, patient: str, site: str, **request: object) -> int:
+    """A laser tattoo session on ``site`` started and ended (treated today, no pulse)."""
+    body = {"patient_id": patient, "device": "laser", "indication": "tattoo", "skin_type": 2, "area_cm2": 1.0,
+            "site": site, "inks": ["black"]} | request
+    sid = api.call("POST", "/api/sessions", 201, json=body)["id"]
+    api.call("PUT", f"/api/sessions/{sid}/checklist", json=ALL_CHECKED)
+    api.call("POST", f"/api/sessions/{sid}/start")
+    api.call("POST", f"/api/sessions/{sid}/end")
+    return int(sid)
+
+
+def test_user_admin_list_deactivate_reset_pin_and_one_name_field(system: System) -> None:
+    bench, service, admin, practitioner = system
+    # name is canonical; user is accepted in both places for one release
+    admin.call("POST", "/api/users", 201, json={"user": "kim", "role": "practitioner", "pin": "582913"})
+    kim = Api(service.url, "kim", "582913")  # (a one-time PIN may log in once only)
+    assert httpx.post(f"{service.url}/api/login", json={"user": "kim", "name": "pat", "pin": "582913"}).status_code == 422
+    users = {u["name"]: u for u in admin.call("GET", "/api/users")}
+    assert users["kim"]["role"] == "practitioner" and users["kim"]["active"] and not users["kim"]["locked"]
+    assert set(users) == {"admin", "pat", "tech", "kim"}
+    practitioner.call("GET", "/api/users", 403)
+    practitioner.call("POST", "/api/users/kim/deactivate", 403)
+    practitioner.call("POST", "/api/users/kim/pin", 403, json={"pin": "692047"})
+    # a reset PIN is one-time: its user chooses their own at the next login
+    admin.call("POST", "/api/users/pat/pin", json={"pin": "692047"})
+    practitioner.call("GET", "/api/me", 401)  # the reset ended pat's logins
+    pat = Api(service.url, "pat", "692047")
+    assert pat.call("GET", "/api/me")["must_change_pin"] is True
+    pat.call("POST", "/api/me/pin", json={"old_pin": "692047", "new_pin": "815306"})
+    # deactivated: no login, its logins end
+    admin.call("POST", "/api/users/kim/deactivate")
+    kim.call("GET", "/api/me", 401)
+    assert httpx.post(f"{service.url}/api/login", json={"user": "kim", "pin": "582913"}).status_code == 401
+    assert {u["name"]: u for u in admin.call("GET", "/api/users")}["kim"]["active"] is False
+    admin.call("POST", "/api/users/admin/deactivate", 409)  # never oneself
+    admin.call("POST", "/api/users/nobody/deactivate", 404)
+    actions = [e["action"] for e in admin.call("GET", "/api/audit")]
+    assert "user.deactivated" in actions and "user.pin_reset" in actions
+
+
+def test_sites_are_structured_and_the_interval_rule_reads_any_spelling(system: System) -> None:
+    bench, service, admin, pat = system
+    offer = pat.call("GET", "/api/sites")
+    assert {"key": "cheek", "label": "cheek", "sided": True} in offer["regions"] and offer["sides"] == ["left", "right", "both"]
+    patient = pat.call("POST", "/api/patients", 201)["patient_id"]
+    first = treated(pat, patient, "left cheek", site_note="under the scar")
+    session = pat.call("GET", f"/api/sessions/{first}")
+    assert (session["site_key"], session["plan"]["site"], session["site_note"]) == ("cheek:left", "left cheek", "under the scar")
+    for spelling in ("Left cheek", "left cheek ", "cheek, left", "cheek:left"):
+        sid = pat.call("POST", "/api/sessions", 201, json={"patient_id": patient, "device": "laser", "indication": "tattoo",
+                                                           "skin_type": 2, "area_cm2": 1.0, "site": spelling, "inks": ["black"]})["id"]
+        items = pat.call("PUT", f"/api/sessions/{sid}/checklist", json=ALL_CHECKED)["open_items"]
+        assert [i["item"] for i in items] == ["interval"], spelling
+        pat.call("POST", f"/api/sessions/{sid}/cancel")
+
+
+def test_a_patients_history_by_site_with_course_numbers_and_the_next_date(system: System) -> None:
+    bench, service, admin, pat = system
+    patient = pat.call("POST", "/api/patients", 201)["patient_id"]
+    first = treated(pat, patient, "forearm:left", skin_type=3)
+    other = treated(pat, patient, "right forearm", skin_type=3)
+    assert pat.call("GET", f"/api/sessions/{first}")["course_number"] == 1
+    assert pat.call("GET", f"/api/sessions/{first}")["skin_type"] == 3
+    found = pat.call("GET", "/api/patients", params={"q": patient[2:6].lower()})
+    assert [p["patient_id"] for p in found] == [patient] and found[0]["sessions"] == 2
+    history = pat.call("GET", f"/api/patients/{patient}/history")
+    assert history["skin_type"] == 3
+    by_site = {s["site_key"]: s for s in history["sites"]}
+    assert set(by_site) == {"forearm:left", "forearm:right"}
+    left = by_site["forearm:left"]
+    (entry,) = left["sessions"]
+    assert entry["id"] == first and entry["device"] == "laser" and entry["indication"] == "tattoo"
+    assert entry["course_number"] == 1 and entry["pulses"] == 0 and entry["settings"]["energy_mj"] > 0
+    assert entry["state"] == "ended" and any(d["kind"] == "Stop" for d in entry["decisions"])
+    assert left["next_from"] and left["next_from"] > entry["date"]
+    last = pat.call("GET", f"/api/patients/{patient}/last-plan", params={"site": "left forearm"})
+    assert last["session"] == first and last["request"]["skin_type"] == 3 and last["request"]["inks"] == ["black"]
+    assert pat.call("GET", f"/api/patients/{patient}/last-plan", params={"site": "nose"}) == {"session": None}
+    assert other != first
+    admin.call("GET", f"/api/patients/{patient}/history", 403)  # patients are the practitioners'
+    pat.call("GET", "/api/patients/P-NOBODY/history", 404)
