@@ -153,7 +153,8 @@ function loginScreen(note = "") {
   let pin = "";
   show(`<h1>Log in</h1>
     <div class="grid"><div class="panel">
-      <div class="row"><label for="user">User</label><input id="user" autocomplete="username" autocapitalize="off"></div>
+      <div class="row"><label for="user">User</label><input id="user" autocomplete="username" autocapitalize="off">
+        <button id="user-kbd" class="small">Keyboard</button></div>
       <div class="row"><label>PIN</label><input id="pin" type="password" inputmode="numeric" readonly aria-label="PIN"></div>
       <div class="keypad">${[1, 2, 3, 4, 5, 6, 7, 8, 9].map((n) => `<button data-key="${n}">${n}</button>`).join("")}
         <button data-key="clear" class="small">Clear</button><button data-key="0">0</button><button data-key="ok" class="primary">OK</button></div>
@@ -166,18 +167,20 @@ function loginScreen(note = "") {
     else pin += k;
     $("#pin").value = "•".repeat(pin.length);
   });
+  keyboardButton("user");
   $("#user").focus();
 }
 
 async function doLogin(user, pin) {
   try {
-    const r = await api("POST", "/api/login", { user, pin });
+    const r = await api("POST", "/api/login", { name: user, pin });
     Object.assign(S, { token: r.token, user: r.user, role: r.role, mustChange: r.must_change_pin });
     $("#who").textContent = `${r.user} · ${r.role}`;
     $("#home-btn").hidden = false; $("#logout-btn").hidden = false;
     connectLive();
     S.options = await api("GET", "/api/options");
     S.sim = await api("GET", "/api/sim").catch(() => null);  // only with `devicectl serve --simulate`
+    await loadSites();
     $("#sim-btn").hidden = !S.sim || S.role === "admin";
     if (S.mustChange) return pinScreen(pin);
     home();
@@ -193,16 +196,7 @@ function logout(note = "") {
   loginScreen(note);
 }
 
-function pinScreen(oldPin) {
-  show(`<h1>Choose your own PIN</h1><div class="panel">
-    <p>The PIN you used can be used once only.</p>
-    <div class="row"><label for="newpin">New PIN (4-12 digits)</label><input id="newpin" type="password" inputmode="numeric"></div>
-    <div class="row"><button id="setpin" class="primary">Save PIN</button></div><div id="message"></div></div>`);
-  on("setpin", async () => {
-    try { await api("POST", "/api/me/pin", { old_pin: oldPin, new_pin: $("#newpin").value }); S.mustChange = false; home(); }
-    catch (e) { message(e.message); }
-  });
-}
+function pinScreen(oldPin) { changePinScreen(oldPin); }  // keypad and confirmation field: clinic.js
 
 // ------------------------------------------------------------------ home
 async function home() {
@@ -211,10 +205,14 @@ async function home() {
   renderBanners();
   show(`<h1>Home</h1><div id="home"></div>
     <div class="row" style="margin-top:24px">
-      ${S.role === "practitioner" ? `<button id="new" class="primary">New treatment</button>` : ""}
+      ${S.role === "practitioner" ? `<button id="new" class="primary">New treatment</button><button id="patients">Patients</button>` : ""}
       ${S.role !== "practitioner" ? `<button id="cal">Calibration status</button>` : ""}
+      ${S.role === "admin" ? `<button id="users-btn">Users</button>` : ""}<button id="mypin">My PIN</button>
     </div><div id="message"></div>`);
   on("new", planScreen);
+  on("patients", () => patientsScreen());
+  on("users-btn", usersScreen);
+  on("mypin", () => changePinScreen());
   on("cal", calibrationScreen);
   await loadOverview();
 }
@@ -288,7 +286,7 @@ function busy(name) {
 }
 
 function planScreen() {
-  S.plan = { device: null, indication: null, skin_type: null, sensitive_skin: false, inks: [], area_cm2: "", site: "", patient_id: "" };
+  S.plan = { device: null, indication: null, skin_type: null, sensitive_skin: false, inks: [], area_cm2: "", site: "", site_note: "", patient_id: "", fromLast: null };
   renderPlan();
 }
 
@@ -306,8 +304,13 @@ function renderPlan() {
       <h2>Skin type (Fitzpatrick)</h2>${choice("skin_type", [1, 2, 3, 4, 5, 6], roman)}
       <h2>Sensitive skin</h2>${choice("sensitive_skin", [false, true], ["no", "yes"])}
       ${S.plan.indication === "tattoo" ? `<h2>Ink colours</h2>${choice("inks", opts.inks, opts.inks.map((i) => i.replace("_", " ")), true)}` : ""}
-      <div class="row"><label for="area">Area cm²</label><input id="area" inputmode="decimal" size="6" value="${esc(S.plan.area_cm2)}">
-        <label for="site">Site</label><input id="site" value="${esc(S.plan.site)}" placeholder="e.g. left forearm"></div>
+      <div class="row"><label for="area">Area cm²</label><input id="area" inputmode="decimal" size="6" value="${esc(S.plan.area_cm2)}"></div>
+      <h2>Body site</h2>${sitePickerHtml(siteFromText(S.plan.site))}
+      <div class="row"><label for="site">Site</label><input id="site" value="${esc(S.plan.site)}" placeholder="pick above, or type e.g. left forearm">
+        <span id="site-reads" class="muted"></span></div>
+      <div class="row"><label for="site-note">Note</label><input id="site-note" size="30" value="${esc(S.plan.site_note)}" placeholder="free text about the site (optional)"></div>
+      <div id="last-plan"></div>
+      ${S.plan.fromLast ? `<p class="muted" id="from-last">Starts from the last settings on this site; the planner refuses what is above the protocol's cap.</p>` : ""}
       <div class="row"><button id="makeplan" class="primary">Make plan</button></div>
       <div id="message"></div>
     </div>`);
@@ -321,12 +324,17 @@ function renderPlan() {
     if (name === "device") S.plan.indication = null;
     renderPlan();
   }));
+  wireSitePicker((key) => { keepInputs(); S.plan.site = siteLabel(key); renderPlan(); });
+  $("#patient").addEventListener("change", () => { keepInputs(); lastPlanOffer(); });
+  $("#site").addEventListener("change", () => { keepInputs(); lastPlanOffer(); });
+  lastPlanOffer();
   on("newpatient", async () => { keepInputs(); try { S.plan.patient_id = (await api("POST", "/api/patients")).patient_id; renderPlan(); } catch (e) { message(e.message); } });
   on("makeplan", makePlan);
 }
 
 function keepInputs() {
   S.plan.patient_id = $("#patient").value.trim(); S.plan.area_cm2 = $("#area").value.trim(); S.plan.site = $("#site").value.trim();
+  S.plan.site_note = $("#site-note").value.trim();
 }
 
 async function makePlan() {
@@ -338,8 +346,8 @@ async function makePlan() {
   if (missing.length) return message(`Choose ${missing.join(", ")}.`);
   try {
     const s = await api("POST", "/api/sessions", { patient_id: p.patient_id, device: p.device, indication: p.indication, skin_type: p.skin_type,
-      sensitive_skin: p.sensitive_skin, area_cm2: Number(p.area_cm2), site: p.site, inks: p.inks });
-    S.sessionId = s.id; S.session = s; planReview();
+      sensitive_skin: p.sensitive_skin, area_cm2: Number(p.area_cm2), site: siteFromText(p.site) || p.site, site_note: p.site_note || null, inks: p.inks });
+    S.sessionId = s.id; S.session = await applyLastSettings(s); planReview();
   } catch (e) { message(`Not treated: ${e.message}`); }
 }
 
@@ -353,12 +361,14 @@ function planLines(plan) {
 
 function planReview() {
   const plan = S.session.plan;
-  show(`<h1>Plan · ${esc(plan.indication.replace("_", " "))} · ${esc(plan.site)}</h1>
+  show(`<h1 id="plan-head">Plan · ${esc(plan.indication.replace("_", " "))}, ${esc(plan.site)} — session ${S.session.course_number ?? "?"}</h1>
+    <p class="who-line" id="plan-patient">patient <b>${esc(S.session.patient_id)}</b> · skin type <b>${esc(ROMAN[S.session.skin_type] || "?")}</b>${S.session.site_note ? ` · ${esc(S.session.site_note)}` : ""}</p>
     <div class="grid"><div class="panel"><table>${planLines(plan).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join("")}</table>
       <p class="muted">${esc(plan.rationale)}</p></div>
     <div class="panel"><h2>Warnings</h2>${plan.warnings.map((w) => `<div class="warning">${esc(w)}</div>`).join("") || "<p>none</p>"}</div></div>
     <div class="row"><button id="tochecklist" class="primary">Checklist</button></div><div id="message"></div>`);
   on("tochecklist", checklistScreen);
+  window.scrollTo(0, 0);  // the plan opens at its header
 }
 
 // ------------------------------------------------------------------ checklist
@@ -471,7 +481,7 @@ function renderTreatment() {
   const action = laser ? `<button id="arm" class="go" ${block || S.busy ? "disabled" : ""}>ARM</button>`
     : `<label for="seconds">seconds</label><input id="seconds" size="4" inputmode="decimal" value="${esc(S.freezeInput ?? s.plan.freeze_s)}">
        <button id="freeze" class="go" ${block || S.busy ? "disabled" : ""}>FREEZE</button>`;
-  const html = `<h1>${esc(s.plan.indication.replace("_", " "))} · ${esc(s.plan.site)} <span class="muted">session ${s.id} · patient ${esc(s.patient_id)}</span></h1>
+  const html = `<h1>${esc(s.plan.indication.replace("_", " "))} · ${esc(s.plan.site)} <span class="muted">session ${s.id} · patient ${esc(s.patient_id)} · skin type ${esc(ROMAN[s.skin_type] || "?")} · course session ${s.course_number ?? "?"}</span></h1>
     <div class="row"><span id="device-state" class="state ${esc(state)}">${esc(words[state] || state)}</span></div>
     ${other ? `<div class="refusal" id="other-session">The ${esc(s.device)} is in session ${other}. <button id="open-other" class="small">Open session ${other}</button></div>` : ""}
     <div class="grid">${body}</div>
@@ -622,4 +632,4 @@ $("#stop").onclick = async () => {
 $("#home-btn").onclick = home;
 $("#sim-btn").onclick = simScreen;
 $("#logout-btn").onclick = () => logout();
-loginScreen();
+document.addEventListener("DOMContentLoaded", () => loginScreen());  // once every script (clinic.js too) is loaded
