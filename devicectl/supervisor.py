@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable
 
 from pydantic import ValidationError
 
-from drivers import CryoDriver, DeviceError, DriverError, LaserDriver, NotConnected, Preempted
+from drivers import CryoDriver, DeviceError, DriverError, LaserDriver, LinkLost, NotConnected, Preempted, RequestTimeout
 from drivers.linedriver import LineFactory
 from drivers.transport import SerialLine
 from drivers.events import (
@@ -242,7 +242,14 @@ class DeviceSupervisor:
         pulses the driver delivered; the difference counts against the budget and locks."""
         if not isinstance(self.driver, LaserDriver):
             return
-        counted = await self.driver.count()
+        for _ in range(3):
+            counted = await self.driver.count()
+            if not self.driver.last_reply_retransmitted:
+                break
+            # a retransmitted reply carries the count of the first receipt: it cannot be lined up
+            # with the events seen since; ask again with a new SEQ
+        else:
+            return  # the line is too noisy to reconcile now; the next poll tries again
         seen = self.driver.pulses_seen_at_reply
         if self._total_offset is None:
             self._total_offset = counted.total - seen
@@ -555,7 +562,12 @@ class DeviceSupervisor:
                     await self.driver.request("READY", guard=still_permitted)
                 else:
                     assert isinstance(self.driver, CryoDriver)
-                    await self.driver.request("FREEZE", allow.seconds, guard=still_permitted)
+                    first_write, cycles_before = self.clock(), kernel.cycles_done if isinstance(kernel, CryoKernel) else 0
+                    try:
+                        await self.driver.request("FREEZE", allow.seconds, guard=still_permitted)
+                    except (RequestTimeout, LinkLost):
+                        self._freeze_unanswered(allow.seconds, first_write, cycles_before)
+                        raise
         except Preempted as exc:
             if kernel.permit == permit:
                 self.handle(F.StopRequested(f"request cancelled: {exc}", self.clock()))
@@ -564,6 +576,18 @@ class DeviceSupervisor:
             self.handle(F.StopRequested(f"device refused: {exc}", self.clock()))
             raise Refused(f"the device refused: {exc}") from exc
         return decisions
+
+    def _freeze_unanswered(self, seconds: float, first_write: float, cycles_before: int) -> None:
+        """A FREEZE that went out and was never answered may have started a freeze the host will
+        never see: it counts, as long as the unit could have run it (its own timer, or its watchdog
+        after the last retry), and is recorded as lost."""
+        kernel = self.kernel
+        if not isinstance(kernel, CryoKernel) or kernel.freezing_since is not None or kernel.cycles_done != cycles_before:
+            return  # its start was seen: it is counted like any freeze (or as lost with the link)
+        wdt = self.driver.watchdog_ms / 1000
+        bound = round(min(seconds, self.clock() - first_write + wdt + 0.1), 2)
+        self.handle(F.FreezeUnanswered(bound, self.clock()))
+        self._record("freeze", {"dur_s": bound, "cause": "lost: FREEZE unanswered (counted to the unit's watchdog)"})
 
     def _why_revoked(self, exc: Exception) -> str:
         kernel = self.kernel

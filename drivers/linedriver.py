@@ -157,6 +157,8 @@ class LineDriver:
         self.watchdog_ms = WDT_DEFAULT_MS  # what the unit was last told (power-on default)
         self.pulses_seen = 0  # PULSE events dispatched over the driver's life (never reset)
         self.pulses_seen_at_reply = 0  # ... when the last reply arrived: counts reconcile against it
+        #: the last reply answered a retry: the unit may have re-sent what it cached at first receipt
+        self.last_reply_retransmitted = False
         self._seq = 0
         self._pending: _Pending | None = None
         self._deadline_timer: asyncio.TimerHandle | None = None
@@ -406,6 +408,7 @@ class LineDriver:
             finally:
                 self._pending = None
             self._timeouts_in_a_row = 0
+            self.last_reply_retransmitted = attempt > 0
             return reply
         self.stats["timeouts"] += 1
         self._timeouts_in_a_row += 1

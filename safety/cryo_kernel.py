@@ -20,6 +20,7 @@ from .facts import (
     FreezeEndSeen,
     FreezeRequested,
     FreezeStartSeen,
+    FreezeUnanswered,
     LinkLost,
     SessionOpened,
     StopConfirmed,
@@ -108,6 +109,14 @@ class CryoKernel(KernelBase):
             self.cycles_done += 1
             self.last_end_at = fact.at
             self.lost_freeze_s = None
+        elif isinstance(fact, FreezeUnanswered):
+            if self.freezing_since is None:  # a start event would have told; none came: count the worst
+                self.exposure_s += fact.bound_s
+                self.cycles_done += 1
+                self.last_end_at = fact.at
+                self.lost_freeze_s = fact.bound_s
+                self.last_lost_s = fact.bound_s
+            self.freeze_allowed = None
         elif isinstance(fact, (LinkLost, BootSeen, StopConfirmed)):
             self.last_lost_s = None
             if self.freezing_since is not None:

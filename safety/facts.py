@@ -197,6 +197,15 @@ class PulsesUnseen:
 
 
 @dataclass(frozen=True)
+class FreezeUnanswered:
+    """FREEZE was written but never answered: the unit may have frozen, unseen, for at most
+    ``bound_s`` (until its own timer or watchdog ended it)."""
+
+    bound_s: float
+    at: float = 0.0
+
+
+@dataclass(frozen=True)
 class StopConfirmed:
     """The unit answered STOP with its safe state (and, for the cryo unit, a closed valve)."""
 

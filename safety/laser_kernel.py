@@ -151,7 +151,7 @@ def unseen_pulses(kernel: LaserKernel, fact: PulsesUnseen) -> list[Decision]:
 def uncommanded_pulse(kernel: LaserKernel, fact: PulseSeen) -> list[Decision]:
     if kernel.armed:
         return []
-    if kernel.plan is not None and fact.at - kernel.disarmed_at <= STOP_GRACE_S:
+    if fact.at - kernel.disarmed_at <= STOP_GRACE_S:  # also the closing session's last STOP
         return [Stop("pulse after stop (still in flight)", Hazard.H03_UNCOMMANDED_EMISSION)]
     reason = f"pulse {fact.n} while no emission was expected"
     return [Stop(reason, Hazard.H03_UNCOMMANDED_EMISSION), Lockout(reason, Hazard.H03_UNCOMMANDED_EMISSION)]
@@ -200,7 +200,7 @@ def state_watch(kernel: LaserKernel, fact: DeviceStateSeen) -> list[Decision]:
     """The unit arming without permission is uncommanded; the unit leaving READY/EMITTING for
     any reason ends the permission (a new request is needed)."""
     if fact.state in ARMED_STATES and not kernel.armed:
-        if kernel.plan is not None and fact.at - kernel.disarmed_at <= STOP_GRACE_S:
+        if fact.at - kernel.disarmed_at <= STOP_GRACE_S:
             return [Stop(f"the laser reported {fact.state} after a stop (still in flight)", Hazard.H03_UNCOMMANDED_EMISSION)]
         reason = f"the laser went {fact.state} without a practitioner arming it"
         return [Stop(reason, Hazard.H03_UNCOMMANDED_EMISSION), Lockout(reason, Hazard.H03_UNCOMMANDED_EMISSION)]
