@@ -170,10 +170,10 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
             await asyncio.sleep(0.02)
         async with httpx.AsyncClient(base_url=url, timeout=30) as api:
             admin = await login(api, "admin", service.first_admin_pin or "")
-            await call(api, "POST", "/api/me/pin", admin, json={"old_pin": service.first_admin_pin, "new_pin": "90210"})
-            await call(api, "POST", "/api/users", admin, json={"name": "pat", "role": "practitioner", "pin": "1111"})
-            await call(api, "POST", "/api/users", admin, json={"name": "tech", "role": "technician", "pin": "2222"})
-            pat, tech = await login(api, "pat", "1111"), await login(api, "tech", "2222")
+            await call(api, "POST", "/api/me/pin", admin, json={"old_pin": service.first_admin_pin, "new_pin": "902101"})
+            await call(api, "POST", "/api/users", admin, json={"name": "pat", "role": "practitioner", "pin": "530719"})
+            await call(api, "POST", "/api/users", admin, json={"name": "tech", "role": "technician", "pin": "648203"})
+            pat, tech = await login(api, "pat", "530719"), await login(api, "tech", "648203")
             sids = []
             for i, supervisor in enumerate(service.supervisors.values()):
                 await call(api, "POST", "/api/calibrations", tech, json={
