@@ -49,7 +49,7 @@ test: lock-check venv system-deps
 
 # The touchscreen's screenshots in docs/screenshots/ (the tests save theirs in a temporary folder).
 screenshots: venv system-deps
-	DEVICECTL_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_ui.py tests/test_ui_clinic.py
+	DEVICECTL_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_ui.py tests/test_ui_clinic.py tests/test_ui_patients.py
 
 BENCHMARKS := bench/driver_rtt.py bench/reaction.py bench/audit_rate.py bench/cryo_timing.py \
 	bench/store_throughput.py bench/reaction_load.py

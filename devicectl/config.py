@@ -95,6 +95,16 @@ class ReferenceInstrument(BaseModel):
     certificate: str | None = Field(None, max_length=64, description="number of the instrument's own certificate")
 
 
+class ClinicConfig(BaseModel):
+    """[clinic]: printed on every aftercare sheet; dates in ``locale`` ("iso": 2026-03-01, or a
+    BCP 47 tag such as "de-CH" or "en-GB" for that locale's numeric date)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field("", max_length=120)
+    contact: str = Field("", max_length=300, description="phone, e-mail or address patients call with a concern")
+    locale: str = Field("iso", pattern=r"^(iso|[a-z]{2,3}(-[A-Z]{2})?)$")
+
+
 class MqttConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     host: str = "127.0.0.1"
@@ -133,6 +143,8 @@ class Settings(BaseSettings):
     allow_plain_http_on_lan: bool = False
     #: addresses of the treatment-room screens: STOP works from them without a login
     kiosk_addresses: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    #: [clinic]: name, contact and date locale of the aftercare sheets
+    clinic: ClinicConfig = Field(default_factory=ClinicConfig)
 
     def instrument_info(self, role: str) -> dict[str, Any]:
         record = self.instruments.get(role)  # type: ignore[call-overload]

@@ -94,6 +94,12 @@ def install(app: "FastAPI", service: "Service") -> None:
         service.accounts.require(user, "practitioner", "technician", "admin", action="sites.read")
         return site_lists()
 
+    @app.get("/api/clinic")
+    async def clinic(user: User = login) -> dict[str, Any]:
+        """The clinic's name, contact and date locale (config [clinic]): printed on aftercare sheets."""
+        service.accounts.require(user, "practitioner", "technician", "admin", action="clinic.read")
+        return service.settings.clinic.model_dump()
+
     @app.get("/api/patients")
     async def find_patients(q: str = "", user: User = login) -> list[dict[str, Any]]:
         """Patients whose pseudonymous id contains ``q`` (at most 20), newest first."""

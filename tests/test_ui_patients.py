@@ -200,3 +200,64 @@ def test_the_site_picker_writes_a_structured_site(page: Page, system: System) ->
     page.click("#makeplan")
     expect(page.locator("#plan-head")).to_contain_text("nose — session 1")
     expect(page.locator("#plan-patient")).to_contain_text("below the bridge")
+
+
+# ------------------------------------------------------------------ aftercare and print
+CLINIC = '[clinic]\nname = "Lakeside Skin Clinic"\ncontact = "+41 44 555 01 02"\nlocale = "de-CH"\n'
+
+
+@pytest.fixture
+def clinic_page(browser: Browser, tmp_path: Path) -> Iterator[tuple[Page, Api]]:  # noqa: F811
+    bench = BenchProcess(tmp_path)
+    service = ServiceProcess(tmp_path, bench, extra_config=CLINIC).start()
+    admin, practitioner = clinic_users(service, bench)
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(10000)
+    page.goto(service.url)
+    try:
+        yield page, practitioner
+    finally:
+        context.close()
+        service.stop()
+        bench.stop()
+
+
+def test_the_aftercare_sheet_names_the_clinic_in_its_locale_and_prints_plainly(clinic_page: tuple[Page, Api]) -> None:
+    page, pat = clinic_page
+    log_in(page, "pat", PRACTITIONER_PIN)
+    page.click("#new")
+    page.click("#newpatient")
+    expect(page.locator("#patient")).to_have_value(re.compile(r"^P-"))
+    page.click("[data-choice=device] [data-value=cryo]")
+    page.click("[data-choice=indication] [data-value=scar]")
+    page.click("[data-choice=skin_type] [data-value='3']")
+    page.click("[data-region=chest]")
+    page.fill("#area", "1")
+    page.click("#makeplan")
+    touch_targets(page)
+    checklist(page)
+    touch_targets(page)
+    page.click("#savechecklist")
+    expect(page.locator("#device-state")).to_contain_text("idle")
+    expect(page.locator("#treatment h1")).to_contain_text("skin type III · course session 1")
+    touch_targets(page)
+    # the chart: one canvas pixel per CSS pixel, so its 16 px labels are 16 px on the screen
+    assert page.evaluate("(() => { const c = document.querySelector('#curve'); return c.width === c.clientWidth; })()")
+    page.click("#endsession")
+    touch_targets(page)
+    page.click("#end-yes")
+    sheet = page.locator("#aftercare")
+    expect(sheet.locator("#clinic-name")).to_have_text("Lakeside Skin Clinic")
+    expect(sheet.locator("#clinic-contact")).to_contain_text("+41 44 555 01 02")
+    today = date.today()
+    expect(sheet).to_contain_text(f"{today.day:02d}.{today.month:02d}.{today.year}")  # de-CH, not ISO
+    expect(page.locator("#next-session")).to_contain_text(re.compile(r"not before \d{2}\.\d{2}\.\d{4} \(\d+ days\)"))
+    expect(sheet).to_contain_text("0 freezes recorded")
+    touch_targets(page)
+    page.emulate_media(media="print")
+    expect(page.locator("#stop")).to_be_hidden()
+    expect(page.locator("#print")).to_be_hidden()
+    expect(page.locator("#topbar")).to_be_hidden()
+    shot(page, "24-aftercare-print")
+    page.emulate_media(media="screen")

@@ -180,7 +180,7 @@ async function doLogin(user, pin) {
     connectLive();
     S.options = await api("GET", "/api/options");
     S.sim = await api("GET", "/api/sim").catch(() => null);  // only with `devicectl serve --simulate`
-    await loadSites();
+    await loadSites(); await loadClinic();
     $("#sim-btn").hidden = !S.sim || S.role === "admin";
     if (S.mustChange) return pinScreen(pin);
     home();
@@ -530,6 +530,7 @@ function plural(n, word) { return `${n} ${word}${n === 1 ? "" : "s"}`; }
 
 function drawCurve(target) {
   const c = $("#curve"); if (!c) return;
+  if (c.clientWidth && c.width !== c.clientWidth) c.width = c.clientWidth;  // one canvas pixel per CSS pixel: labels at 16 px
   const g = c.getContext("2d"), w = c.width, h = c.height, lo = -100, hi = 40;
   const y = (t) => h - ((t - lo) / (hi - lo)) * h;
   g.fillStyle = "#0b0f14"; g.fillRect(0, 0, w, h);
@@ -546,11 +547,12 @@ function drawCurve(target) {
 function aftercareScreen() {
   clearInterval(S.poll);
   const s = S.session;
-  show(`<div class="sheet" id="aftercare"><h1>Aftercare</h1>
-    <p>Treatment: ${esc(s.plan.indication.replace("_", " "))} · ${esc(s.plan.site)} · ${isoDate(Date.now() / 1000)} · patient ${esc(s.patient_id)}</p>
+  show(`<div class="sheet" id="aftercare">${clinicHeader()}<h1>Aftercare</h1>
+    <p>Treatment: ${esc(s.plan.indication.replace("_", " "))}, ${esc(s.plan.site)} — session ${s.course_number ?? "?"} · ${esc(sheetDate(Date.now() / 1000))} · patient ${esc(s.patient_id)}</p>
     <ul>${s.aftercare.map((l) => `<li>${esc(l)}</li>`).join("")}</ul>
     <p>${s.plan.modality === "laser" ? plural(s.pulses_recorded, "pulse") : plural(s.freezes.length, "freeze")} recorded.</p>
-    <p id="next-session">Next session on this site: not before ${isoDate(Date.now() / 1000 + s.plan.interval_days * 86400)} (${plural(s.plan.interval_days, "day")}).</p></div>
+    <p id="next-session">Next session on this site: not before ${esc(sheetDate(Date.now() / 1000 + s.plan.interval_days * 86400))} (${plural(s.plan.interval_days, "day")}).</p>
+    ${clinicFooter()}</div>
     <div class="row no-print"><button id="print" class="primary">Print</button><button id="done">Done</button></div>`);
   S.sessionId = null;
   on("print", () => window.print());

@@ -316,3 +316,24 @@ async function patientScreen(pid) {
     renderPlan();
   });
 }
+
+// ------------------------------------------------------------------ the clinic on its sheets; dates in its locale
+async function loadClinic() {
+  C.clinic = await api("GET", "/api/clinic").catch(() => null);
+  return C.clinic;
+}
+// a day in the configured locale: ISO (2026-03-01) unless [clinic] locale names another
+function sheetDate(ts) {
+  const locale = (C.clinic && C.clinic.locale) || "iso";
+  if (locale === "iso") return isoDate(ts);
+  try { return new Date(ts * 1000).toLocaleDateString(locale, { year: "numeric", month: "2-digit", day: "2-digit" }); }
+  catch (e) { return isoDate(ts); }
+}
+function clinicHeader() {
+  const c = C.clinic || {};
+  return c.name ? `<p class="clinic" id="clinic-name"><b>${esc(c.name)}</b></p>` : "";
+}
+function clinicFooter() {
+  const c = C.clinic || {};
+  return c.contact ? `<p class="clinic-contact" id="clinic-contact">Questions or a concern: ${esc(c.contact)}${c.name ? ` (${esc(c.name)})` : ""}</p>` : "";
+}
