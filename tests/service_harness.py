@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from devicectl.procs import die_with_parent
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -46,6 +48,7 @@ class BenchProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "devicectl.cli", "sim", "bench", "--json", "--link-dir", str(self.link_dir)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            preexec_fn=die_with_parent,  # a killed test run leaves no simulated bench behind
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -84,6 +87,7 @@ class ServiceProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "devicectl.cli", "serve", "--config", str(self.config)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=die_with_parent,  # a killed test run leaves no service behind
             # the loop guard (devicectl/loopguard.py): every callback over 5 ms is written to slow-callbacks.log
             env={**os.environ, "PYTHONUNBUFFERED": "1", "DEVICECTL_SLOW_CALLBACK_MS": str(SLOW_CALLBACK_MS)},
         )
