@@ -138,6 +138,7 @@ class DeviceSupervisor:
     # ------------------------------------------------------------------ life
     async def start(self) -> None:
         self.driver.add_listener(self._on_event)
+        self.driver.owner_alive()  # the lease starts now, not when the supervisor was built
         self._spawn(self._connect_loop())
         self._spawn(self._tick_loop())
 
@@ -286,6 +287,9 @@ class DeviceSupervisor:
         while not self._closing:
             await asyncio.sleep(POLL_S)
             if not self.driver.connected:
+                continue
+            if not self.status.connected and self.status.refused is None:
+                await self._on_link_up()  # the link is up but the unit was not identified yet: again
                 continue
             if self.service_mode is not None:
                 self._publish_status()  # a procedure owns the unit: no polling, no limits in its way

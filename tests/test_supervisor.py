@@ -88,3 +88,19 @@ async def test_a_laser_that_ignores_stop_is_left_to_its_watchdog_and_locked(tmp_
         finally:
             sims.call("ignore_stop", 0, on=False)
             await supervisor.close()
+
+
+async def test_a_supervisor_started_late_still_identifies_its_unit(tmp_path: Any) -> None:
+    """Built, then started after longer than its owner lease (migrations, a slow start-up): the
+    lease starts at start(), and a link-up that could not identify the unit is tried again."""
+    host = SimulatorHost(*build_unit("laser"), link=str(tmp_path / "laser"))
+    with SimulatorThread(host):
+        supervisor = DeviceSupervisor(DeviceConfig(name="laser", type="laser", port=str(tmp_path / "laser")), Hub(),
+                                      lambda kind, data: None)
+        await asyncio.sleep(0.7)  # the scenario: longer than the 0.5 s lease between building and starting
+        await supervisor.start()
+        try:
+            await until(lambda: supervisor.status.connected, timeout=5)
+            assert supervisor.status.serial is not None
+        finally:
+            await supervisor.close()
