@@ -147,6 +147,11 @@ async def current_user(request: Request, token: Annotated[str, Depends(token_of)
 
 
 Auth = Annotated[User, Depends(current_user)]
+
+
+def client_of(request: Request) -> str:
+    """The client's address (what PIN guesses are counted by)."""
+    return request.client.host if request.client else "unknown"
 Token = Annotated[str, Depends(token_of)]
 
 
@@ -165,7 +170,8 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
     @app.exception_handler(AuthError)
     async def auth_error(request: Request, exc: AuthError) -> JSONResponse:
         await service.store.flush()  # the refusal's audit entry is committed before the answer
-        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(SessionError)
     async def session_error(request: Request, exc: SessionError) -> JSONResponse:
@@ -186,8 +192,8 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
     app.state.service = service
     # ------------------------------------------------------------------ accounts
     @app.post("/api/login")
-    async def login(body: LoginBody) -> dict[str, Any]:
-        token, user = await service.accounts.login(body.name, body.pin)
+    async def login(body: LoginBody, request: Request) -> dict[str, Any]:
+        token, user = await service.accounts.login(body.name, body.pin, client_of(request))
         return {"token": token, "user": user.name, "role": user.role, "must_change_pin": user.must_change}
 
     @app.post("/api/logout")
@@ -201,8 +207,8 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
         return {"user": user.name, "role": user.role, "must_change_pin": user.must_change}
 
     @app.post("/api/me/pin")
-    async def change_pin(body: PinBody, user: Auth) -> dict[str, Any]:
-        await service.accounts.change_pin(user, body.old_pin, body.new_pin)
+    async def change_pin(body: PinBody, user: Auth, request: Request) -> dict[str, Any]:
+        await service.accounts.change_pin(user, body.old_pin, body.new_pin, client_of(request))
         return {"ok": True}
 
     @app.post("/api/users", status_code=201)

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from .audit import AuditLog
+from .guard import USER_FAILURES, Guard, weak_pin
 from .store import Store
 
 ROLES = ("practitioner", "technician", "admin")
@@ -27,9 +28,10 @@ _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 class AuthError(Exception):
     """Login or permission refused; ``status`` is the HTTP status the API answers with."""
 
-    def __init__(self, message: str, status: int = 401) -> None:
+    def __init__(self, message: str, status: int = 401, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after  #: seconds, answered as Retry-After (429, 423)
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,13 @@ def hash_pin(pin: str, salt: bytes | None = None) -> str:
     return f"scrypt${salt.hex()}${key.hex()}"
 
 
+#: a one-time PIN that was used to log in once: it no longer logs in (it still proves the PIN change)
+SPENT = "spent:"
+
+
 def check_pin(pin: str, stored: str) -> bool:
+    if stored.startswith(SPENT):
+        return False
     _, salt_hex, key_hex = stored.split("$")
     candidate = hash_pin(pin, bytes.fromhex(salt_hex)).split("$")[2]
     return hmac.compare_digest(candidate, key_hex)
@@ -69,6 +77,7 @@ class Accounts:
         self.store = store
         self.audit = audit
         self.token_s = token_hours * 3600
+        self.guard = Guard()
 
     async def ensure_first_admin(self) -> str | None:
         """Create the first admin on first run; returns its one-time PIN (None if users exist)."""
@@ -90,14 +99,15 @@ class Accounts:
             await self._refuse_async(actor, "user.create", "only an admin manages users", 403)
         if role not in ROLES:
             raise AuthError(f"role must be one of {', '.join(ROLES)}", 422)
-        if not valid_pin(pin):
-            raise AuthError(f"a PIN is {PIN_DIGITS[0]}-{PIN_DIGITS[1]} digits", 422)
+        reason = weak_pin(pin, role)
+        if reason:
+            raise AuthError(reason, 422)
         if await self.store.read(lambda conn: conn.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()):
             raise AuthError(f"user {name!r} exists", 409)
         pin_hash = await self.store.run(hash_pin, pin)
 
         def work(conn: sqlite3.Connection) -> int:
-            cursor = conn.execute("INSERT INTO users (name, role, pin_hash, must_change, created) VALUES (?, ?, ?, 0, ?)",
+            cursor = conn.execute("INSERT INTO users (name, role, pin_hash, must_change, created) VALUES (?, ?, ?, 1, ?)",
                                   (name, role, pin_hash, time.time()))
             self.audit.append_in(conn, actor.name, "user.created", name=name, role=role)
             return int(cursor.lastrowid or 0)
@@ -113,6 +123,7 @@ class Accounts:
             self.audit.append_in(conn, actor.name, "user.unlocked", name=name)
 
         await self.store.write(work)
+        self.guard.unlock(name)
 
     async def list_users(self, actor: User) -> list[dict[str, object]]:
         """Every user with role, whether active, locked or due to change a one-time PIN (admins only)."""
@@ -163,32 +174,29 @@ class Accounts:
         if not await self.store.write(work):
             raise AuthError(f"no active user {name!r}", 404)
 
-    async def login(self, name: str, pin: str) -> tuple[str, User]:
+    async def login(self, name: str, pin: str, client: str = "local") -> tuple[str, User]:
+        """Log in from ``client`` (its address): wrong PINs are slowed per client and locked per user and
+        client (devicectl/guard.py); a one-time PIN logs in once."""
+        await self._guarded(name, client, "login.refused")
         row = await self.store.read(
             lambda conn: conn.execute("SELECT * FROM users WHERE name = ? AND active = 1", (name,)).fetchone())
         now = time.time()
         if row is None:
-            await self.audit.append(name or "?", "login.refused", reason="unknown user")
+            self.guard.failed(name, client)  # guessing names is guessing too
+            await self.audit.append(name or "?", "login.refused", reason="unknown user", client=client)
             raise AuthError("unknown user or wrong PIN")
         if row["locked_until"] > now:
-            await self.audit.append(name, "login.refused", reason="locked")
+            await self.audit.append(name, "login.refused", reason="locked", client=client)
             raise AuthError("too many wrong PINs: locked for 15 minutes or until an admin unlocks", 423)
         if not await self.store.run(check_pin, pin, row["pin_hash"]):
-            failed = row["failed"] + 1
-            locked_until = now + LOCKOUT_S if failed >= MAX_FAILURES else 0
-
-            def refused(conn: sqlite3.Connection) -> None:
-                conn.execute("UPDATE users SET failed = ?, locked_until = ? WHERE id = ?", (failed, locked_until, row["id"]))
-                self.audit.append_in(conn, name, "login.refused", reason="wrong PIN", failures=failed, locked=bool(locked_until))
-
-            await self.store.write(refused)
-            if locked_until:
-                raise AuthError("too many wrong PINs: locked for 15 minutes or until an admin unlocks", 423)
+            await self._wrong_pin(row, client, "login.refused")
             raise AuthError("unknown user or wrong PIN")
+        self.guard.succeeded(name, client)
         token = secrets.token_urlsafe(32)
+        spent = SPENT + row["pin_hash"] if row["must_change"] else row["pin_hash"]  # a one-time PIN works once
 
         def work(conn: sqlite3.Connection) -> None:
-            conn.execute("UPDATE users SET failed = 0, locked_until = 0 WHERE id = ?", (row["id"],))
+            conn.execute("UPDATE users SET failed = 0, locked_until = 0, pin_hash = ? WHERE id = ?", (spent, row["id"]))
             conn.execute("INSERT INTO tokens (hash, user_id, expires) VALUES (?, ?, ?)", (_token_hash(token), row["id"], now + self.token_s))
             self.audit.append_in(conn, name, "login", role=row["role"])
 
@@ -229,13 +237,18 @@ class Accounts:
             raise AuthError("the login expired: log in again")
         return User(row["id"], row["name"], row["role"], bool(row["must_change"]))
 
-    async def change_pin(self, user: User, old: str, new: str) -> None:
-        row = await self.store.read(lambda conn: conn.execute("SELECT pin_hash FROM users WHERE id = ?", (user.id,)).fetchone())
-        if row is None or not await self.store.run(check_pin, old, row["pin_hash"]):
-            await self.audit.append(user.name, "pin.refused", reason="wrong current PIN")
+    async def change_pin(self, user: User, old: str, new: str, client: str = "local") -> None:
+        """Wrong current PINs count like wrong PINs at login (a stolen token cannot guess the PIN)."""
+        await self._guarded(user.name, client, "pin.refused")
+        row = await self.store.read(lambda conn: conn.execute("SELECT * FROM users WHERE id = ?", (user.id,)).fetchone())
+        if row is None or not await self.store.run(check_pin, old, row["pin_hash"].removeprefix(SPENT)):
+            if row is not None:
+                await self._wrong_pin(row, client, "pin.refused")
             raise AuthError("the current PIN is wrong", 403)
-        if not valid_pin(new) or new == old:
-            raise AuthError(f"the new PIN must be {PIN_DIGITS[0]}-{PIN_DIGITS[1]} digits and differ from the old", 422)
+        self.guard.succeeded(user.name, client)
+        reason = weak_pin(new, user.role, previous=old)
+        if reason:
+            raise AuthError(reason, 422)
         pin_hash = await self.store.run(hash_pin, new)
 
         def work(conn: sqlite3.Connection) -> None:
@@ -243,6 +256,36 @@ class Accounts:
             self.audit.append_in(conn, user.name, "pin.changed")
 
         await self.store.write(work)
+
+    async def _guarded(self, name: str, client: str, action: str) -> None:
+        blocked = self.guard.check(name, client)
+        if blocked is not None:
+            status, message, wait = blocked
+            await self.audit.append(name or "?", action, reason="locked" if status == 423 else "throttled", client=client)
+            raise AuthError(message, status, wait)
+
+    async def _wrong_pin(self, row: sqlite3.Row, client: str, action: str) -> None:
+        """A wrong PIN for ``row``'s user from ``client``: counted (audited); 423 once locked."""
+        locked_here, counts = self.guard.failed(row["name"], client)
+        now = time.time()
+        user_id = row["id"]
+
+        def refused(conn: sqlite3.Connection) -> tuple[int, bool]:
+            current = conn.execute("SELECT failed, locked_until FROM users WHERE id = ?", (user_id,)).fetchone()
+            failed = current["failed"] + (1 if counts else 0)
+            locked_everywhere = failed >= USER_FAILURES
+            if counts:
+                conn.execute("UPDATE users SET failed = ?, locked_until = ? WHERE id = ?",
+                             (failed, now + LOCKOUT_S if locked_everywhere else current["locked_until"], user_id))
+            self.audit.append_in(conn, row["name"], action, reason="wrong PIN", client=client, failures=failed,
+                                 locked=locked_here or locked_everywhere)
+            return failed, locked_everywhere
+
+        _, locked_everywhere = await self.store.write(refused)
+        if locked_everywhere:
+            raise AuthError("too many wrong PINs: locked for 15 minutes or until an admin unlocks", 423)
+        if locked_here:
+            raise AuthError("too many wrong PINs from this screen: locked for 15 minutes or until an admin unlocks", 423)
 
     def require(self, user: User, *roles: str, action: str) -> None:
         """Refuse (403, audited) unless ``user`` has one of ``roles``; a one-time PIN must be changed first."""

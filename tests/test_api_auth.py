@@ -17,6 +17,14 @@ from devicectl.service import Service
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[tuple[TestClient, Service]]:
+    service = Service(load_settings(None, data_dir=tmp_path))
+    with TestClient(create_app(service)) as client:
+        yield client, service
+
+
+@pytest.fixture
+def short_tokens(tmp_path: Path) -> Iterator[tuple[TestClient, Service]]:
+    """Logins that expire after about a second (new users' first-login PIN change takes longer on a busy machine)."""
     service = Service(load_settings(None, data_dir=tmp_path, token_hours=0.0003))
     with TestClient(create_app(service)) as client:
         yield client, service
@@ -32,7 +40,15 @@ def admin(client: TestClient, service: Service) -> dict[str, str]:
     pin = service.first_admin_pin
     assert pin and len(pin) == 6
     headers = login(client, "admin", pin)
-    assert client.post("/api/me/pin", json={"old_pin": pin, "new_pin": "24680"}, headers=headers).status_code == 200
+    assert client.post("/api/me/pin", json={"old_pin": pin, "new_pin": "480913"}, headers=headers).status_code == 200
+    return headers
+
+
+def new_user(client: TestClient, admin_headers: dict[str, str], name: str, role: str, pin: str) -> dict[str, str]:
+    """A user the admin creates with a one-time PIN, who sets ``pin`` at the first login."""
+    assert client.post("/api/users", json={"name": name, "role": role, "pin": "583920"}, headers=admin_headers).status_code == 201
+    headers = login(client, name, "583920")
+    assert client.post("/api/me/pin", json={"old_pin": "583920", "new_pin": pin}, headers=headers).status_code == 200
     return headers
 
 
@@ -46,27 +62,27 @@ def test_first_admin_must_change_the_one_time_pin(app: tuple[TestClient, Service
     assert client.post("/api/me/pin", json={"old_pin": "000000" if pin != "000000" else "1", "new_pin": "5555"},
                        headers=headers).status_code == 403
     assert client.post("/api/me/pin", json={"old_pin": pin, "new_pin": "12"}, headers=headers).status_code == 422
-    assert client.post("/api/me/pin", json={"old_pin": pin, "new_pin": "5555"}, headers=headers).status_code == 200
-    assert client.post("/api/users", json={"name": "p", "role": "practitioner", "pin": "1234"}, headers=headers).status_code == 201
+    assert client.post("/api/me/pin", json={"old_pin": pin, "new_pin": "480913"}, headers=headers).status_code == 200
+    assert client.post("/api/users", json={"name": "p", "role": "practitioner", "pin": "4827"}, headers=headers).status_code == 201
 
 
 def test_five_wrong_pins_lock_the_user_until_an_admin_unlocks(app: tuple[TestClient, Service]) -> None:
     client, service = app
     headers = admin(client, service)
-    client.post("/api/users", json={"name": "pat", "role": "practitioner", "pin": "1111"}, headers=headers)
+    new_user(client, headers, "pat", "practitioner", "4827")
     for attempt in range(5):
         answer = client.post("/api/login", json={"user": "pat", "pin": "9999"})
         assert answer.status_code == (423 if attempt == 4 else 401)
-    locked = client.post("/api/login", json={"user": "pat", "pin": "1111"})
+    locked = client.post("/api/login", json={"user": "pat", "pin": "4827"})
     assert locked.status_code == 423 and "locked" in locked.json()["error"]
     assert client.post("/api/users/pat/unlock", headers=headers).status_code == 200
-    login(client, "pat", "1111")
+    login(client, "pat", "4827")
     actions = [e["action"] for e in client.get("/api/audit", headers=headers).json()]
     assert actions.count("login.refused") == 6 and "user.unlocked" in actions
 
 
-def test_tokens_expire_and_unknown_tokens_are_refused(app: tuple[TestClient, Service]) -> None:
-    client, service = app
+def test_tokens_expire_and_unknown_tokens_are_refused(short_tokens: tuple[TestClient, Service]) -> None:
+    client, service = short_tokens
     headers = admin(client, service)
     assert client.get("/api/me", headers=headers).status_code == 200
     assert client.get("/api/me").status_code == 401
@@ -79,9 +95,7 @@ def test_tokens_expire_and_unknown_tokens_are_refused(app: tuple[TestClient, Ser
 def test_roles_are_enforced_and_refusals_audited(app: tuple[TestClient, Service]) -> None:
     client, service = app
     headers = admin(client, service)
-    for name, role, pin in (("pat", "practitioner", "1111"), ("tech", "technician", "2222")):
-        client.post("/api/users", json={"name": name, "role": role, "pin": pin}, headers=headers)
-    pat, tech = login(client, "pat", "1111"), login(client, "tech", "2222")
+    pat, tech = new_user(client, headers, "pat", "practitioner", "4827"), new_user(client, headers, "tech", "technician", "3916")
     assert client.post("/api/users", json={"name": "x", "role": "admin", "pin": "1234"}, headers=pat).status_code == 403
     assert client.post("/api/patients", headers=tech).status_code == 403
     assert client.post("/api/patients", headers=pat).status_code == 201

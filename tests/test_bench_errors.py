@@ -107,7 +107,7 @@ def test_the_standalone_command_explains_an_unreachable_meter(bench: BenchProces
     answer = subprocess.run(
         [sys.executable, "-m", "devicectl.cli", "calibrate", "laser", "--port", str(bench.link_dir / "laser"),
          "--meter", meter, "--user", "tech", "--data-dir", str(service.data_dir), "--setpoints", "200", "--pulses", "2"],
-        capture_output=True, text=True, env={**os.environ, "DEVICECTL_PIN": "2222", "COLUMNS": "300"}, timeout=60)
+        capture_output=True, text=True, env={**os.environ, "DEVICECTL_PIN": "3916", "COLUMNS": "300"}, timeout=60)
     assert answer.returncode == 3, answer.stdout
     out = " ".join(answer.stdout.split())
     assert "energy meter (EM-1)" in out and meter in out and "not reachable" in out and "Next:" in out

@@ -60,7 +60,7 @@ def test_laser_gain_drift_and_monitor_error_are_found(bench_with_users) -> None:
     bench, service = bench_with_users
     bench.laser("set_gain", gain=0.93)
     bench.laser("set_monitor_gain", gain=1.04)
-    code = run_calibration("laser", str(bench.link_dir / "laser"), bench.addresses["meter"], "tech", "2222", service.data_dir,
+    code = run_calibration("laser", str(bench.link_dir / "laser"), bench.addresses["meter"], "tech", "3916", service.data_dir,
                            180, setpoints=[200, 500, 800], pulses=10, rate=10.0)
     assert code == 0
     record = calibrations(service.data_dir)[-1]
@@ -79,12 +79,12 @@ def test_laser_gain_drift_and_monitor_error_are_found(bench_with_users) -> None:
 def test_drift_beyond_tolerance_fails_and_treatment_is_refused(bench_with_users) -> None:  # type: ignore[no-untyped-def]
     bench, service = bench_with_users
     bench.laser("set_gain", gain=0.82)
-    code = run_calibration("laser", str(bench.link_dir / "laser"), bench.addresses["meter"], "tech", "2222", service.data_dir,
+    code = run_calibration("laser", str(bench.link_dir / "laser"), bench.addresses["meter"], "tech", "3916", service.data_dir,
                            180, setpoints=[300, 700], pulses=5, rate=10.0)
     assert code == 1
     assert calibrations(service.data_dir)[-1]["passed"] == 0
     service.start()
-    practitioner = Api(service.url, "pat", "1111")
+    practitioner = Api(service.url, "pat", "4827")
     patient = practitioner.call("POST", "/api/patients", 201)["patient_id"]
     sid = practitioner.call("POST", "/api/sessions", 201, json={
         "patient_id": patient, "device": "laser", "indication": "tattoo", "skin_type": 2, "area_cm2": 2.0, "site": "arm",
@@ -99,7 +99,7 @@ def test_drift_beyond_tolerance_fails_and_treatment_is_refused(bench_with_users)
 def test_cryo_sensor_offset_is_found(bench_with_users) -> None:  # type: ignore[no-untyped-def]
     bench, service = bench_with_users
     bench.cryo("set_sensor_offset", celsius=1.5)
-    code = run_calibration("cryo", str(bench.link_dir / "cryo"), bench.addresses["thermometer"], "tech", "2222",
+    code = run_calibration("cryo", str(bench.link_dir / "cryo"), bench.addresses["thermometer"], "tech", "3916",
                            service.data_dir, 180, targets=[-30, -50], freeze=4.0)
     assert code == 0
     record = calibrations(service.data_dir)[-1]
@@ -109,7 +109,7 @@ def test_cryo_sensor_offset_is_found(bench_with_users) -> None:  # type: ignore[
 
 def test_only_a_technician_calibrates(bench_with_users) -> None:  # type: ignore[no-untyped-def]
     bench, service = bench_with_users
-    assert run_calibration("laser", str(bench.link_dir / "laser"), bench.addresses["meter"], "pat", "1111",
+    assert run_calibration("laser", str(bench.link_dir / "laser"), bench.addresses["meter"], "pat", "4827",
                            service.data_dir, 180, setpoints=[200], pulses=2, rate=5.0) == 2
     assert run_calibration("laser", str(bench.link_dir / "laser"), bench.addresses["meter"], "tech", "9999",
                            service.data_dir, 180, setpoints=[200], pulses=2, rate=5.0) == 2
@@ -122,7 +122,7 @@ def test_ctrl_c_mid_run_leaves_the_laser_safe(bench_with_users) -> None:  # type
         [sys.executable, "-m", "devicectl.cli", "calibrate", "laser", "--port", str(bench.link_dir / "laser"),
          "--meter", bench.addresses["meter"], "--user", "tech", "--data-dir", str(service.data_dir),
          "--setpoints", "200,400,600,800", "--pulses", "30", "--rate", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "DEVICECTL_PIN": "2222", "COLUMNS": "200"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "DEVICECTL_PIN": "3916", "COLUMNS": "200"},
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + 20
@@ -156,7 +156,7 @@ def test_example_scripts_work(bench_with_users) -> None:  # type: ignore[no-unty
     service.start()
     status = subprocess.run(
         [sys.executable, str(EXAMPLES / "service_status.py"), "--url", service.url, "--user", "tech"],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "DEVICECTL_PIN": "2222"},
+        capture_output=True, text=True, timeout=60, env={**os.environ, "DEVICECTL_PIN": "3916"},
     )
     assert status.returncode == 0, status.stderr
     assert "laser" in status.stdout and "cryo" in status.stdout and "no calibration" in status.stdout

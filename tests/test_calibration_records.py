@@ -44,10 +44,12 @@ def users(client: TestClient, service: Service) -> tuple[dict[str, str], dict[st
     pin = service.first_admin_pin
     assert pin
     admin = login(client, "admin", pin)
-    assert client.post("/api/me/pin", json={"old_pin": pin, "new_pin": "24680"}, headers=admin).status_code == 200
-    for name, role, user_pin in (("pat", "practitioner", "1111"), ("tech", "technician", "2222")):
-        assert client.post("/api/users", json={"name": name, "role": role, "pin": user_pin}, headers=admin).status_code == 201
-    return login(client, "pat", "1111"), login(client, "tech", "2222")
+    assert client.post("/api/me/pin", json={"old_pin": pin, "new_pin": "480913"}, headers=admin).status_code == 200
+    for name, role, user_pin in (("pat", "practitioner", "4827"), ("tech", "technician", "3916")):
+        assert client.post("/api/users", json={"name": name, "role": role, "pin": "583920"}, headers=admin).status_code == 201
+        first = login(client, name, "583920")  # each new user sets their own PIN at the first login
+        assert client.post("/api/me/pin", json={"old_pin": "583920", "new_pin": user_pin}, headers=first).status_code == 200
+    return login(client, "pat", "4827"), login(client, "tech", "3916")
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ def test_kill9_mid_freeze(tmp_path: Path) -> None:
         assert truth["freezes"][-1]["cause"] == "wdt"
         executed_before = len(bench.cryo("executed"))
         service.start()
-        practitioner = Api(service.url, "pat", "1111")
+        practitioner = Api(service.url, "pat", "4827")
         assert practitioner.call("GET", f"/api/sessions/{sid}")["state"] == "interrupted"
         time.sleep(1.0)
         assert bench.cryo("truth")["state"] in ("THAW", "IDLE")  # nothing froze again

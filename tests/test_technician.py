@@ -178,7 +178,7 @@ def test_the_calibrate_command_runs_through_the_service(system) -> None:  # type
     bench, service, admin, practitioner, technician = system
     command = [sys.executable, "-m", "devicectl.cli", "calibrate", "laser", "--user", "tech", "--setpoints", "300,600",
                "--pulses", "3", "--rate", "10"]
-    env = {**os.environ, "DEVICECTL_PIN": "2222", "COLUMNS": "200"}
+    env = {**os.environ, "DEVICECTL_PIN": "3916", "COLUMNS": "200"}
     answer = subprocess.run([*command, "--service", service.url], capture_output=True, text=True, env=env, timeout=120)
     assert answer.returncode == 0, answer.stdout
     assert "PASSED" in answer.stdout and "300 mJ: emitted" in answer.stdout and "certificate:" in answer.stdout

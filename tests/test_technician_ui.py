@@ -48,7 +48,7 @@ def login(page: Page, user: str, pin: str) -> None:
 def test_a_technician_clears_a_fault_and_calibrates_from_the_touchscreen(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     page, bench, service = page
     bench.laser("inject_fault", code="F04")
-    login(page, "tech", "2222")
+    login(page, "tech", "3916")
     page.click("#tech-btn")
     expect(page.locator("#tech-laser [data-fault=laser]")).to_be_visible()
     bench.laser("remove_fault_cause", code="F04")
@@ -82,7 +82,7 @@ def test_a_technician_clears_a_fault_and_calibrates_from_the_touchscreen(page, t
 def test_a_practitioner_is_told_to_call_a_technician(page) -> None:  # type: ignore[no-untyped-def]
     page, bench, service = page
     bench.cryo("inject_fault", code="C03")
-    login(page, "pat", "1111")
+    login(page, "pat", "4827")
     expect(page.locator("#tech-btn")).to_be_hidden()
     page.wait_for_timeout(100)
     page.evaluate("faultScreen('cryo')")

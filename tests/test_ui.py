@@ -88,7 +88,7 @@ def checklist(page: Page) -> None:
 
 def emitting(page: Page, bench: BenchProcess, site: str, ink: str) -> None:
     """A practitioner plans, checks, arms; the footswitch (through the backdoor) fires."""
-    login(page, "pat", "1111")
+    login(page, "pat", "4827")
     plan(page, "laser", "tattoo", "2", "5", site, (ink,))
     page.click("#makeplan")
     checklist(page)
@@ -108,7 +108,7 @@ def test_touch_targets_and_login_screen(page: Page) -> None:
 
 
 def test_refused_plan_is_explained(page: Page) -> None:
-    login(page, "pat", "1111")
+    login(page, "pat", "4827")
     plan(page, "laser", "tattoo", "2", "3", "left arm", ("green",))
     page.click("#makeplan")
     expect(page.locator("#message")).to_contain_text("no suitable wavelength")
@@ -117,7 +117,7 @@ def test_refused_plan_is_explained(page: Page) -> None:
 
 def test_whole_laser_session_on_screen(page: Page, system: tuple[BenchProcess, ServiceProcess]) -> None:
     bench, service = system
-    login(page, "pat", "1111")
+    login(page, "pat", "4827")
     shot(page, "02-home")
     plan(page, "laser", "tattoo", "2", "0.3", "left forearm", ("black",))
     page.click("#makeplan")
@@ -189,7 +189,7 @@ def test_interlock_opened_mid_treatment_is_shown_and_recovered(page: Page, syste
 
 def test_whole_cryo_freeze_on_screen(page: Page, system: tuple[BenchProcess, ServiceProcess]) -> None:
     bench, service = system
-    login(page, "pat", "1111")
+    login(page, "pat", "4827")
     plan(page, "cryo", "scar", "3", "1", "chest")
     page.click("#makeplan")
     expect(page.locator("table")).to_contain_text("-50 °C")
@@ -212,7 +212,7 @@ def test_whole_cryo_freeze_on_screen(page: Page, system: tuple[BenchProcess, Ser
 
 def test_technician_calibration_view_and_connection_lost(page: Page, system: tuple[BenchProcess, ServiceProcess]) -> None:
     bench, service = system
-    login(page, "tech", "2222")
+    login(page, "tech", "3916")
     page.click("#cal")
     expect(page.locator("table")).to_contain_text(bench.addresses["laser_serial"])
     expect(page.locator("table")).to_contain_text("passed")

@@ -17,7 +17,7 @@ from typing import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess, free_port, laser_session, ready
+from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess, free_port, laser_session, new_user, ready
 from tests.test_ui import CHROMIUM, browser, checklist, login, page, plan, shot, system  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is installed by `make test`")
@@ -46,7 +46,7 @@ def laser_on_screen(page: Page, site: str = "left forearm") -> None:
 # ------------------------------------------------------------------ reasons stay
 def test_values_outside_the_plan_turn_red_and_arm_says_why(page: Page, system: System) -> None:
     bench, service = system
-    login(page, "pat", "1111")
+    login(page, "pat", "4827")
     laser_on_screen(page)
     bench.laser("set_input", name="spot", value=2.0)  # the wrong handpiece: fluence above the cap
     expect(page.locator("#values")).to_have_class(re.compile(r"\bout\b"))
@@ -63,7 +63,7 @@ def test_values_outside_the_plan_turn_red_and_arm_says_why(page: Page, system: S
     expect(page.locator("#arm")).to_be_disabled()  # never lit while armed
     expect(page.locator("#arm-reason")).to_contain_text("footswitch fires")
     # STOP from another station: the reason stays on this screen until read
-    Api(service.url, "pat", "1111").call("POST", "/api/stop", json={"origin": "front desk"})
+    Api(service.url, "pat", "4827").call("POST", "/api/stop", json={"origin": "front desk"})
     stopped = page.locator("#banners [data-note^='Stop:laser']", has_text="front desk")
     expect(stopped).to_contain_text("front desk by pat")
     expect(page.locator("#device-state")).to_contain_text("standby")
@@ -76,7 +76,7 @@ def test_values_outside_the_plan_turn_red_and_arm_says_why(page: Page, system: S
 
 def test_a_refusal_survives_the_live_re_render_until_dismissed(page: Page, system: System) -> None:
     bench, service = system
-    login(page, "pat", "1111")
+    login(page, "pat", "4827")
     plan(page, "cryo", "scar", "3", "1", "chest")
     page.click("#makeplan")
     checklist(page)
@@ -94,7 +94,7 @@ def test_a_refusal_survives_the_live_re_render_until_dismissed(page: Page, syste
 
 def test_an_unconfirmed_stop_is_a_red_alarm_on_every_screen(page: Page, system: System) -> None:
     bench, service = system
-    login(page, "pat", "1111")
+    login(page, "pat", "4827")
     laser_on_screen(page, "back")
     page.click("#arm")
     expect(page.locator("#device-state")).to_contain_text("READY", timeout=5000)
@@ -125,10 +125,10 @@ def fire(api: Api, bench: BenchProcess, pulses: int) -> int:
 
 def test_a_screen_shows_only_its_session_and_home_lists_whose_device_it_is(page: Page, system: System) -> None:
     bench, service = system
-    api = Api(service.url, "pat", "1111")
+    api = Api(service.url, "pat", "4827")
     other = fire(api, bench, 3)
     patient_a = api.call("GET", f"/api/sessions/{other}")["patient_id"]
-    login(page, "pat", "1111")
+    login(page, "pat", "4827")
     card = page.locator("[data-device=laser]")
     expect(card.locator(".in-session")).to_contain_text(f"In session {other}: patient {patient_a}, pat, since ")
     expect(card).to_contain_text("calibration passed · due ")
@@ -157,11 +157,11 @@ def test_a_screen_shows_only_its_session_and_home_lists_whose_device_it_is(page:
 
 def test_an_interrupted_session_is_reviewed_and_closed_with_its_aftercare(page: Page, system: System) -> None:
     bench, service = system
-    api = Api(service.url, "pat", "1111")
+    api = Api(service.url, "pat", "4827")
     sid = fire(api, bench, 3)
     service.stop()
     service.start()  # the restart marks the session interrupted
-    login(page, "pat", "1111")
+    login(page, "pat", "4827")
     row = page.locator(f"#open-sessions [data-session='{sid}']")
     expect(row).to_contain_text("interrupted")
     row.locator(f"[data-review='{sid}']").click()
@@ -170,11 +170,11 @@ def test_an_interrupted_session_is_reviewed_and_closed_with_its_aftercare(page: 
     page.click("#close-session")
     expect(page.locator("#aftercare")).to_contain_text("3 pulses recorded")
     expect(page.locator("#next-session")).to_contain_text(re.compile(r"not before \d{4}-\d{2}-\d{2} \(\d+ days\)"))
-    api = Api(service.url, "pat", "1111")
+    api = Api(service.url, "pat", "4827")
     session = api.call("GET", f"/api/sessions/{sid}")
     assert session["state"] == "ended" and session["outcome"].startswith("interrupted: ")
     api.call("POST", f"/api/sessions/{sid}/close", 409)  # closed once
-    admin = Api(service.url, "admin", "90210")
+    admin = Api(service.url, "admin", "902137")
     assert any(e["action"] == "session.closed" for e in admin.call("GET", "/api/audit"))
     page.click("#done")
     expect(row).to_have_count(0)
@@ -212,15 +212,15 @@ def simulated(tmp_path: Path) -> Iterator[tuple[str, str]]:
 def test_the_simulator_panel_runs_a_treatment_from_the_browser(browser: Browser, simulated: tuple[str, str]) -> None:  # noqa: F811
     url, pin = simulated
     admin = Api(url, "admin", pin)
-    admin.call("POST", "/api/me/pin", json={"old_pin": pin, "new_pin": "90210"})
-    admin.call("POST", "/api/users", 201, json={"name": "pat", "role": "practitioner", "pin": "1111"})
+    admin.call("POST", "/api/me/pin", json={"old_pin": pin, "new_pin": "902137"})
+    new_user(url, admin, "pat", "practitioner", "4827")
     admin.call("POST", "/api/sim/laser", 403, json={"op": "set_input", "name": "foot", "value": 1})  # not for admins
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.set_default_timeout(10000)
     try:
         page.goto(url)
-        login(page, "pat", "1111")
+        login(page, "pat", "4827")
         page.click("#sim-btn")
         expect(page.locator("[data-simdevice=laser]")).to_contain_text("Footswitch")
         expect(page.locator("[data-simdevice=cryo]")).to_contain_text("Probe")
@@ -244,4 +244,4 @@ def test_the_simulator_panel_runs_a_treatment_from_the_browser(browser: Browser,
 
 def test_without_simulate_there_is_no_simulator_route(system: System) -> None:  # noqa: F811
     bench, service = system
-    Api(service.url, "pat", "1111").call("GET", "/api/sim", 404)
+    Api(service.url, "pat", "4827").call("GET", "/api/sim", 404)
