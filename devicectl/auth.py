@@ -157,8 +157,13 @@ class Accounts:
         """A one-time PIN set by an admin (the user chooses their own at the next login); unlocks too."""
         if actor.role != "admin":
             await self._refuse_async(actor, "user.reset_pin", "only an admin manages users", 403)
-        if not valid_pin(pin):
-            raise AuthError(f"a PIN is {PIN_DIGITS[0]}-{PIN_DIGITS[1]} digits", 422)
+        role = await self.store.read(lambda conn: conn.execute("SELECT role FROM users WHERE name = ? AND active = 1",
+                                                                (name,)).fetchone())
+        if role is None:
+            raise AuthError(f"no active user {name!r}", 404)
+        reason = weak_pin(pin, role["role"])  # the rules of the user's role, as for a PIN they choose
+        if reason:
+            raise AuthError(reason, 422)
         pin_hash = await self.store.run(hash_pin, pin)
 
         def work(conn: sqlite3.Connection) -> bool:
@@ -173,6 +178,7 @@ class Accounts:
 
         if not await self.store.write(work):
             raise AuthError(f"no active user {name!r}", 404)
+        self.guard.unlock(name)
 
     async def login(self, name: str, pin: str, client: str = "local") -> tuple[str, User]:
         """Log in from ``client`` (its address): wrong PINs are slowed per client and locked per user and

@@ -75,6 +75,8 @@ def test_user_admin_list_deactivate_reset_pin_and_one_name_field(system: System)
     practitioner.call("POST", "/api/users/kim/deactivate", 403)
     practitioner.call("POST", "/api/users/kim/pin", 403, json={"pin": "692047"})
     # a reset PIN is one-time: its user chooses their own at the next login
+    admin.call("POST", "/api/users/pat/pin", 422, json={"pin": "1111"})  # the role's PIN rules hold for a reset too
+    admin.call("POST", "/api/users/admin/pin", 422, json={"pin": "6920"})  # an admin's PIN: 6 digits at least
     admin.call("POST", "/api/users/pat/pin", json={"pin": "692047"})
     practitioner.call("GET", "/api/me", 401)  # the reset ended pat's logins
     pat = Api(service.url, "pat", "692047")
