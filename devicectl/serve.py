@@ -7,6 +7,7 @@ devices live on: they then fall to their safe state by their own watchdogs, as r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import subprocess
@@ -76,6 +77,18 @@ def start_local_broker(settings: Settings) -> tuple[subprocess.Popen[bytes] | No
     if passwords:
         note += f"\n  MQTT passwords (shown once): monitor {passwords['monitor']}, operator {passwords['operator']}"
     return proc, settings.model_copy(update={"mqtt": mqtt}), note
+
+
+async def _warm_up(asgi: Any) -> None:
+    """Serve a few requests in process before the first screen connects: the static files, a JSON
+    answer, a refusal and the worker threads behind them import and start what they need once, at
+    start-up, never on the loop during a treatment."""
+    import httpx
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://127.0.0.1") as client:
+        for path in ("/", "/app.js", "/app.css", "/api/health", "/api/devices", "/api/clinic"):
+            with contextlib.suppress(Exception):
+                await client.get(path)
 
 
 def guard_loop(settings: Settings) -> None:
@@ -157,6 +170,7 @@ async def _serve(settings: Settings, addresses: dict[str, Any]) -> int:
         await service.stop()
         await serving
         return 1
+    await _warm_up(asgi)
     guard_loop(settings)  # from now on (start-up imports its modules once, before any session can run)
     url = f"{'https' if tls else 'http'}://{settings.http_host}:{settings.http_port}"
     print(f"devicectl service on {url}  (data in {settings.data_dir.resolve()})", flush=True)
