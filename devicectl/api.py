@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from safety.plans import Indication, Ink
 
+from .access import install as access_rule
 from .auth import AuthError, User
 from .calibration_records import CalibrationError, check_results
 from .service import Service
@@ -143,7 +144,12 @@ async def token_of(authorization: Annotated[str | None, Header()] = None) -> str
 
 
 async def current_user(request: Request, token: Annotated[str, Depends(token_of)]) -> User:
-    return await request.app.state.service.accounts.authenticate(token)  # read off the event loop
+    cached = getattr(request.state, "user", None)  # the access rule's dependency read it already
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    user = await request.app.state.service.accounts.authenticate(token)  # read off the event loop
+    request.state.user = user
+    return user
 
 
 Auth = Annotated[User, Depends(current_user)]
@@ -165,7 +171,8 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
             await service.stop()
 
     app = FastAPI(title="devicectl", version="0.1.0", lifespan=lifespan,
-                  description="Treatment device control under the safety kernel.")
+                  description="Treatment device control under the safety kernel.",
+                  dependencies=[Depends(access_rule(service))])  # who may call which route (devicectl/access.py)
 
     @app.exception_handler(AuthError)
     async def auth_error(request: Request, exc: AuthError) -> JSONResponse:

@@ -110,7 +110,7 @@ def test_a_freeze_runs_to_its_programmed_end_when_its_screen_closes(system) -> N
     screen.close()
     lost = next_message(front_desk, "console_lost")
     assert lost["freezing"] == ["cryo"] and lost["stopped"] == [] and "programmed end" in lost["message"]
-    session = admin.wait(f"/api/sessions/{sid}", lambda s: len(s["freezes"]) == 1, timeout=10)
+    session = practitioner.wait(f"/api/sessions/{sid}", lambda s: len(s["freezes"]) == 1, timeout=10)
     assert session["freezes"][0]["cause"] == "timeout"  # the unit's timer ended it, not a STOP
     assert session["freezes"][0]["dur_s"] == pytest.approx(3.0, abs=0.05)
     front_desk.close()

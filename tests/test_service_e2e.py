@@ -271,6 +271,7 @@ def test_serve_simulate_is_what_make_run_starts(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert health["devices"] == {"laser": True, "cryo": True}
         admin = Api(f"http://127.0.0.1:{port}", "admin", pin)
+        admin.call("POST", "/api/me/pin", json={"old_pin": pin, "new_pin": "902137"})  # nothing else before that
         calibrations = admin.call("GET", "/api/calibrations")
         assert {c["device_kind"] for c in calibrations} == {"laser", "cryo"}  # the units' factory records
     finally:
