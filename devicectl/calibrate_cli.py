@@ -14,7 +14,7 @@ from rich.table import Table
 from drivers import CryoDriver, LaserDriver
 from drivers.scpi import AsyncInstrument
 
-from .audit import AuditLog
+from .audit import AuditLog, default_checkpoint_file, default_key_file, load_key
 from .auth import Accounts, AuthError
 from .bench_errors import explain_device, open_instrument
 from .calibration import Result, calibrate_cryo, calibrate_laser
@@ -28,7 +28,8 @@ console = Console()
 def run_calibration(kind: str, port: str, instrument: str, user: str, pin: str, data_dir: Path, valid_days: int,
                     **options: Any) -> int:
     store = Store(data_dir / "devicectl.sqlite3")
-    audit = AuditLog(store)
+    # the service's key and checkpoints: its entries belong to the same keyed chain
+    audit = AuditLog(store, load_key(default_key_file(data_dir)), default_checkpoint_file(data_dir))
     accounts = Accounts(store, audit)
     try:
         _, technician = asyncio.run(accounts.login(user, pin))

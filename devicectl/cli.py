@@ -266,18 +266,23 @@ app.add_typer(audit_app, name="audit")
 
 
 @audit_app.command("verify")
-def audit_verify(data_dir: Path = typer.Option(Path("data"), help="Folder of the database.")) -> None:
-    """Check the hash chain of the audit log: any edit, deletion or reordering is named."""
+def audit_verify(data_dir: Path = typer.Option(Path("data"), help="Folder of the database."),
+                 key_file: Path | None = typer.Option(None, help="The audit key (default: <data-dir>-audit.key)."),
+                 checkpoints: Path | None = typer.Option(
+                     None, help="The signed checkpoints (default: <data-dir>-audit-checkpoints.jsonl)."),
+                 ) -> None:
+    """Check the audit log: its keyed chain (any edit, deletion, reordering or recomputation is named)
+    and its signed checkpoints (a cut tail, a missing checkpoint)."""
     import sqlite3
 
-    from .audit import verify
+    from .audit import default_checkpoint_file, default_key_file, load_key, verify
 
     path = data_dir / "devicectl.sqlite3"
     if not path.exists():
         typer.echo(f"no database at {path}", err=True)
         raise typer.Exit(2)
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    result = verify(conn)
+    result = verify(conn, load_key(key_file or default_key_file(data_dir)), checkpoints or default_checkpoint_file(data_dir))
     conn.close()
     if result.ok:
         typer.echo(f"audit log intact: {result.entries} entries")

@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     mqtt: MqttConfig | None = None
     calibration_valid_days: int = Field(180, ge=1, le=730)
     token_hours: float = Field(12.0, gt=0, le=168)
+    #: the audit log's key (made at the first run, 0600): outside data_dir, by default <data_dir>-audit.key next to it
+    audit_key_file: Path | None = None
+    #: the signed checkpoints of the audit log (append-only): by default <data_dir>-audit-checkpoints.jsonl next to data_dir
+    audit_checkpoint_file: Path | None = None
+    audit_checkpoint_every: int = Field(100, ge=1, le=100000)
     protocols: Path | None = None
     #: ``serve --simulate``: the port of the Mosquitto it starts (taken: an error, never another port)
     local_broker_port: int = Field(1883, ge=1, le=65535)

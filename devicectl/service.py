@@ -8,7 +8,7 @@ from typing import Any
 
 from safety.plans import load_protocols
 
-from .audit import AuditLog
+from .audit import AuditLog, default_checkpoint_file, default_key_file, load_key
 from .auth import Accounts, User
 from .config import Settings
 from .consoles import Consoles
@@ -27,7 +27,10 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = Store(settings.data_dir / "devicectl.sqlite3", commit_delay_ms=settings.store_commit_delay_ms)
-        self.audit = AuditLog(self.store)
+        key = load_key(settings.audit_key_file or default_key_file(settings.data_dir), create=True,
+                       next_id=lambda: int((self.store.one("SELECT MAX(id) AS id FROM audit") or {"id": 0})["id"] or 0) + 1)
+        self.audit = AuditLog(self.store, key, settings.audit_checkpoint_file or default_checkpoint_file(settings.data_dir),
+                              settings.audit_checkpoint_every)
         self.accounts = Accounts(self.store, self.audit, settings.token_hours)
         self.hub = Hub()
         self.supervisors = {
@@ -67,6 +70,7 @@ class Service:
         for supervisor in self.supervisors.values():
             await supervisor.close()
         await self.audit.append("system", "service.stopped")
+        await self.audit.checkpoint()  # the head, signed, in the checkpoint file: a cut tail shows
         await asyncio.to_thread(self.store.close)  # the writer commits what is queued, then stops
 
     def devices(self) -> list[dict[str, Any]]:

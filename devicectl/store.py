@@ -101,6 +101,8 @@ class Store:
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self.commits = 0  #: groups committed (a benchmark's and a test's figure)
+        #: called on the writer's thread with its connection right after each commit (the audit's checkpoints)
+        self.on_commit: list[Callable[[sqlite3.Connection], None]] = []
         #: worker threads for reads and CPU-heavy work (PIN hashing), started now: starting a thread
         #: from the event loop when the first request needs one would stall the loop
         self.executor = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="devicectl-worker")
@@ -215,6 +217,7 @@ class Store:
                 self._delay()
                 conn.execute("COMMIT")
                 self.commits += 1
+                self._committed(conn)
                 return results
             except Exception as exc:
                 if conn.in_transaction:
@@ -235,11 +238,19 @@ class Store:
                 self._delay()
                 conn.execute("COMMIT")
                 self.commits += 1
+                self._committed(conn)
                 return outcomes
             except Exception as exc:  # the commit itself failed (disk full, I/O error): nothing of the group stored
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 return [(False, exc)] * len(works)
+
+    def _committed(self, conn: sqlite3.Connection) -> None:
+        for hook in self.on_commit:
+            try:
+                hook(conn)
+            except Exception:
+                log.exception("an after-commit hook failed")
 
     def _delay(self) -> None:
         if self.commit_delay_s:
@@ -318,5 +329,6 @@ class _Transaction:
                 self.store._delay()
                 self.store._wconn.execute("COMMIT")
                 self.store.commits += 1
+                self.store._committed(self.store._wconn)
         finally:
             self.store._wlock.release()

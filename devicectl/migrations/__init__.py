@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 #: the newest schema version
-HEAD = "0005"
+HEAD = "0006"
 BASELINE = "0001"
 SCRIPTS = Path(__file__).resolve().parent
 
