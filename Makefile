@@ -47,6 +47,11 @@ test: lock-check venv system-deps
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
+# The API fuzzed with 100 examples per operation, positive and negative, against the running service
+# with both simulated units, patients and sessions (make test runs the same with 25: DEVICECTL_FUZZ_EXAMPLES).
+fuzz: venv
+	DEVICECTL_FUZZ_EXAMPLES=100 $(BIN)/python -m pytest -q tests/test_api_fuzz.py
+
 # The touchscreen's screenshots in docs/screenshots/ (the tests save theirs in a temporary folder).
 screenshots: venv system-deps
 	DEVICECTL_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_ui.py tests/test_ui_clinic.py tests/test_ui_patients.py
@@ -79,7 +84,7 @@ mutation: venv
 soak: venv
 	$(BIN)/python bench/soak.py $(if $(SEED),--seed $(SEED))
 
-.PHONY: lock lock-check sbom
+.PHONY: lock lock-check sbom fuzz
 
 # pyproject.toml and the lock must agree: a changed dependency fails here until `make lock` ran.
 lock-check:

@@ -151,6 +151,8 @@ def install(service: "Service") -> Any:
                 session_id = int(params["session_id"])
             except ValueError:
                 return  # the route answers 422
+            if not 1 <= session_id < 2**63:
+                return  # not an id SQLite holds: the route answers 422
             owner = await service.store.read(lambda conn: _owner_of_session(conn, session_id))
             if owner is not None and owner != user.name:
                 service.accounts._refuse(user, action, f"session {session_id} is {owner}'s: not yours to see or change", 403)

@@ -29,6 +29,7 @@ from .service import Service
 from .kiosk import KioskStopGate
 from .sessions import SessionError
 from .history import install as install_history
+from .ids import SessionId
 from .patients import install as install_patients
 from .users_api import install as install_users
 from .technician_api import register as register_technician_routes
@@ -269,43 +270,43 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
         return await service.sessions.create(user, body.patient_id, body.device, request)
 
     @app.get("/api/sessions/{session_id}")
-    async def get_session(session_id: int, user: Auth) -> dict[str, Any]:
+    async def get_session(session_id: SessionId, user: Auth) -> dict[str, Any]:
         return await service.sessions.get(session_id)
 
     @app.post("/api/sessions/{session_id}/edit")
-    async def edit_session(session_id: int, body: EditBody, user: Auth) -> dict[str, Any]:
+    async def edit_session(session_id: SessionId, body: EditBody, user: Auth) -> dict[str, Any]:
         return await service.sessions.edit(user, session_id, body.model_dump(exclude_none=True))
 
     @app.put("/api/sessions/{session_id}/checklist")
-    async def checklist(session_id: int, body: ChecklistBody, user: Auth) -> dict[str, Any]:
+    async def checklist(session_id: SessionId, body: ChecklistBody, user: Auth) -> dict[str, Any]:
         return await service.sessions.set_checklist(user, session_id, body.model_dump(mode="json"))
 
     @app.post("/api/sessions/{session_id}/start")
-    async def start(session_id: int, user: Auth) -> dict[str, Any]:
+    async def start(session_id: SessionId, user: Auth) -> dict[str, Any]:
         return await service.sessions.start(user, session_id)
 
     @app.post("/api/sessions/{session_id}/arm")
-    async def arm(session_id: int, user: Auth, token: Token) -> dict[str, Any]:
+    async def arm(session_id: SessionId, user: Auth, token: Token) -> dict[str, Any]:
         """Arm: tied to this login (its screen closing or the login ending stops the laser)."""
         await service.consoles.arming(token, user, await service.sessions.device_of(session_id))
         return await service.sessions.arm(user, session_id)
 
     @app.post("/api/sessions/{session_id}/freeze")
-    async def freeze(session_id: int, body: FreezeBody, user: Auth, token: Token) -> dict[str, Any]:
+    async def freeze(session_id: SessionId, body: FreezeBody, user: Auth, token: Token) -> dict[str, Any]:
         """A freeze runs to its programmed end; a lost console is shown on the others."""
         await service.consoles.arming(token, user, await service.sessions.device_of(session_id))
         return await service.sessions.freeze(user, session_id, body.seconds)
 
     @app.post("/api/sessions/{session_id}/acknowledge")
-    async def acknowledge(session_id: int, user: Auth) -> dict[str, Any]:
+    async def acknowledge(session_id: SessionId, user: Auth) -> dict[str, Any]:
         return await service.sessions.acknowledge(user, session_id)
 
     @app.post("/api/sessions/{session_id}/reconfirm")
-    async def reconfirm(session_id: int, user: Auth) -> dict[str, Any]:
+    async def reconfirm(session_id: SessionId, user: Auth) -> dict[str, Any]:
         return await service.sessions.reconfirm(user, session_id)
 
     @app.post("/api/sessions/{session_id}/end")
-    async def end(session_id: int, user: Auth) -> dict[str, Any]:
+    async def end(session_id: SessionId, user: Auth) -> dict[str, Any]:
         return await service.sessions.end(user, session_id)
 
     # ------------------------------------------------------------------ calibration and audit

@@ -13,6 +13,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from .auth import User
+from .ids import SessionId
 from .sessions import SessionError
 
 if TYPE_CHECKING:
@@ -117,11 +118,11 @@ def install(app: "FastAPI", service: "Service") -> None:
         return await overview(service)
 
     @app.post("/api/sessions/{session_id}/close")
-    async def close_session(session_id: int, user: User = login) -> dict[str, Any]:
+    async def close_session(session_id: SessionId, user: User = login) -> dict[str, Any]:
         """Close an interrupted session after review: its aftercare and what was recorded (audited)."""
         return await close_interrupted(service, user, session_id)
 
     @app.post("/api/sessions/{session_id}/cancel")
-    async def cancel_session(session_id: int, user: User = login) -> dict[str, Any]:
+    async def cancel_session(session_id: SessionId, user: User = login) -> dict[str, Any]:
         """Cancel a planned session (audited)."""
         return await cancel_planned(service, user, session_id)
