@@ -61,6 +61,8 @@ function live(msg) {
   }
   if (msg.type === "decision") decisionNote(msg.device, msg.decision, msg.reason);
   if (msg.type === "alarm") alarmNote(msg.device, msg.message);
+  if (msg.type === "console_lost") note(`console_lost:${msg.user}`, msg.stopped.length ? "bad" : "warn",
+    `${msg.message}.${msg.stopped.length ? " Nothing fires until a practitioner logs in and arms again." : ""}`);
   if (msg.type === "event" || msg.type === "decision" || (msg.type === "status" && S.session && msg.device === S.session.device)) scheduleRefresh();
   if (msg.type === "hello" || msg.type === "status") { syncConditionNotes(); homeLive(msg); }
   renderBanners();
