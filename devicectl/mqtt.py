@@ -41,6 +41,9 @@ class MqttBridge:
         self.dropped = 0
         self.published = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: the audit log's latest signed checkpoint, published retained (again at each reconnect)
+        self.checkpoint: dict[str, Any] | None = None
 
     def topic(self, *parts: str) -> str:
         return "/".join((self.base,) + parts)
@@ -48,6 +51,7 @@ class MqttBridge:
     def start(self) -> None:
         self.service.hub.add_sink(self._on_hub)
         loop = asyncio.get_running_loop()
+        self._loop = loop
         self._tasks = [loop.create_task(c.run()) for c in (*self.channels.values(), self.control)]
 
     async def stop(self) -> None:
@@ -58,6 +62,15 @@ class MqttBridge:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+    def audit_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """An audit checkpoint was written (on the store's writer thread): publish it retained on
+        ``{prefix}/{site}/audit/checkpoint``, a copy the database's owner cannot take back."""
+        self.checkpoint = checkpoint
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the service is stopping
+                self._loop.call_soon_threadsafe(lambda: self._tasks.append(
+                    asyncio.get_running_loop().create_task(self.control.publish_checkpoint())))
 
     def _on_hub(self, message: dict[str, Any]) -> None:
         """Called in the devices' path: never blocks, never raises."""
@@ -178,9 +191,18 @@ class _Control(_Connection):
     async def on_connected(self, client: aiomqtt.Client) -> None:
         await client.publish(self.availability_topic, b"online", qos=1, retain=True)
         await client.publish(self.bridge.topic("service", "status"), json.dumps(self.status()).encode(), qos=1, retain=True)
+        await self.publish_checkpoint()
         # one command topic per MQTT user: the broker's ACL lets each user write only its own, so
         # the topic names who sent the command (MQTT itself does not tell a subscriber)
         await client.subscribe(self.bridge.topic("service", "command", "+"), qos=1)
+
+    async def publish_checkpoint(self) -> None:
+        checkpoint, client = self.bridge.checkpoint, self.client
+        if checkpoint is None or client is None or not self.connected:
+            return  # published at the next connection
+        with contextlib.suppress(aiomqtt.MqttError):
+            await client.publish(self.bridge.topic("audit", "checkpoint"), json.dumps(checkpoint).encode(), qos=1,
+                                 retain=True)
 
     def reply_root(self, user: str) -> str:
         return f"{self.bridge.config.prefix}/reply/{user}/"

@@ -61,6 +61,7 @@ class Service:
                 config = config.model_copy(update={"password": config.password_file.read_text().strip()})
             self.mqtt = MqttBridge(config, self)
             self.mqtt.start()
+            self.audit.listeners.append(self.mqtt.audit_checkpoint)  # each signed checkpoint, retained
 
     async def stop(self) -> None:
         await self.calibration_runs.close()  # each procedure leaves its unit safe

@@ -1,0 +1,36 @@
+"""The audit log's signed checkpoints are published retained over MQTT while the bridge runs: a
+copy outside the clinic PC that whoever can write its disk cannot take back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from devicectl import broker
+from devicectl.audit import default_checkpoint_file
+from tests.service_harness import BenchProcess, ServiceProcess, set_up_users
+from tests.test_mqtt import BASE, Broker, retained
+
+pytestmark = pytest.mark.skipif(broker.mosquitto_binary() is None, reason="`make test` installs mosquitto")
+
+
+def test_each_checkpoint_is_published_retained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEVICECTL_AUDIT_CHECKPOINT_EVERY", "3")  # the service process's setting
+    mqtt = Broker(tmp_path)
+    bench = BenchProcess(tmp_path)
+    extra = (f'[mqtt]\nport = {mqtt.port}\nusername = "service"\npassword_file = "{mqtt.dir / "service.password"}"\n')
+    service = ServiceProcess(tmp_path, bench, extra).start()
+    try:
+        set_up_users(service, bench)  # logins, users, calibrations: checkpoints every 3 entries
+        topic = f"{BASE}/audit/checkpoint"
+        published = json.loads(asyncio.run(retained(mqtt, "monitor", [topic], wait=10))[topic])
+        written = [json.loads(line) for line in default_checkpoint_file(service.data_dir).read_text().splitlines()]
+        assert published in written and published["id"] % 3 == 0 and published["sig"]
+    finally:
+        service.stop()
+        bench.stop()
+        if mqtt.proc and mqtt.proc.poll() is None:
+            mqtt.kill()
