@@ -32,7 +32,7 @@ def system(tmp_path: Path) -> Iterator[tuple[BenchProcess, ServiceProcess, Api, 
 
 
 def console(service: ServiceProcess, api: Api) -> ClientConnection:
-    ws = connect(f"ws://127.0.0.1:{service.port}/ws?token={api.token}", open_timeout=10)
+    ws = connect(f"ws://127.0.0.1:{service.port}/ws?token={api.token}", open_timeout=10, legacy=True)
     assert json.loads(ws.recv(timeout=10))["type"] == "hello"
     return ws
 
