@@ -57,7 +57,7 @@ screenshots: venv system-deps
 	DEVICECTL_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_ui.py tests/test_ui_clinic.py tests/test_ui_patients.py
 
 BENCHMARKS := bench/driver_rtt.py bench/reaction.py bench/audit_rate.py bench/cryo_timing.py \
-	bench/store_throughput.py bench/reaction_load.py
+	bench/store_throughput.py bench/reaction_load.py bench/seam_faults.py
 
 bench: venv
 	@for script in $(BENCHMARKS); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
