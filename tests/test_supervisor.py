@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from devicectl.config import DeviceConfig
 from devicectl.hub import Hub
 from devicectl.supervisor import DeviceSupervisor
+from drivers import DriverError
+from safety.cryo_kernel import CryoKernel
 from safety import facts as F
 from safety.decisions import Refuse
 from simulators.host import SimulatorHost, SimulatorThread
 from simulators.units import build_unit
-from tests.safety_scenarios import CONTEXT, GOOD, LASER_PLAN
+from tests.safety_scenarios import CONTEXT, CRYO_PLAN, GOOD, LASER_PLAN
 
 
 async def until(predicate: Any, timeout: float = 5.0) -> None:
@@ -102,5 +106,50 @@ async def test_a_supervisor_started_late_still_identifies_its_unit(tmp_path: Any
         try:
             await until(lambda: supervisor.status.connected, timeout=5)
             assert supervisor.status.serial is not None
+        finally:
+            await supervisor.close()
+
+
+async def test_a_refused_programming_step_over_a_pty_fails_the_session_opening(tmp_path: Any) -> None:
+    """The unit refuses THAWMIN (one failed step): opening the session raises with the step named,
+    so the service never reports a session active on unprogrammed limits."""
+    host = SimulatorHost(*build_unit("cryo"), link=str(tmp_path / "cryo"))
+    with SimulatorThread(host) as sims:
+        supervisor = DeviceSupervisor(DeviceConfig(name="cryo", type="cryo", port=str(tmp_path / "cryo")), Hub(),
+                                      lambda kind, data: None)
+        await supervisor.start()
+        try:
+            await until(lambda: supervisor.status.connected)
+            sims.call("fail_next", 0, command="THAWMIN", code="E03", word="out-of-range")
+            with pytest.raises(DriverError, match="THAWMIN"):
+                await supervisor.run_decisions(F.SessionOpened(CRYO_PLAN, supervisor.clock()))
+        finally:
+            await supervisor.close()
+
+
+async def test_a_cryo_unit_rebooted_mid_freeze_over_a_pty_never_wedges_the_kernel(tmp_path: Any) -> None:
+    host = SimulatorHost(*build_unit("cryo"), link=str(tmp_path / "cryo"))
+    recorded: list[tuple[str, dict[str, Any]]] = []
+    with SimulatorThread(host) as sims:
+        supervisor = DeviceSupervisor(DeviceConfig(name="cryo", type="cryo", port=str(tmp_path / "cryo")), Hub(),
+                                      lambda kind, data: recorded.append((kind, data)))
+        supervisor.session_id = 1
+        await supervisor.start()
+        try:
+            await until(lambda: supervisor.status.connected)
+            await supervisor.run_decisions(F.SessionOpened(CRYO_PLAN, supervisor.clock()))
+            await supervisor.request(F.FreezeRequested("practitioner", 10.0, GOOD, CONTEXT, supervisor.clock()))
+            kernel = supervisor.kernel
+            assert isinstance(kernel, CryoKernel)
+            await until(lambda: kernel.freezing_since is not None)
+            sims.call("power_cycle", 0)
+            await until(lambda: kernel.freezing_since is None and kernel.paused is not None)
+            assert kernel.cycles_done == 1 and kernel.exposure_s > 0
+            assert any(kind == "freeze" and data["cause"] == "lost" for kind, data in recorded)
+            await until(lambda: kernel.reprogrammed, timeout=8)
+            assert supervisor.handle(F.Reconfirmed("practitioner", supervisor.clock())) == []
+            later = supervisor.clock() + CRYO_PLAN.thaw_min_s + 1
+            decisions = kernel.handle(F.FreezeRequested("practitioner", 2.0, GOOD, CONTEXT, later))
+            assert not any("already under way" in getattr(d, "reason", "") for d in decisions)
         finally:
             await supervisor.close()
