@@ -11,8 +11,8 @@ from devicectl.config import DeviceConfig
 from devicectl.hub import Hub
 from devicectl.supervisor import DeviceSupervisor
 from drivers import DriverError
-from safety.cryo_kernel import CryoKernel
 from safety import facts as F
+from safety.cryo_kernel import CryoKernel
 from safety.decisions import Refuse
 from simulators.host import SimulatorHost, SimulatorThread
 from simulators.units import build_unit
