@@ -4,6 +4,7 @@ the LAN unless a setting says so."""
 from __future__ import annotations
 
 import os
+import ssl
 import stat
 import subprocess
 import sys
@@ -60,7 +61,8 @@ def test_serve_speaks_https_with_hsts_and_the_cli_makes_the_certificate(tmp_path
                 break
             banner += line
         assert f"https://127.0.0.1:{port}" in banner, banner
-        reply = httpx.get(f"https://127.0.0.1:{port}/api/health", verify=str(tmp_path / "cert.pem"), timeout=10)
+        trusted = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        reply = httpx.get(f"https://127.0.0.1:{port}/api/health", verify=trusted, timeout=10)
         assert reply.status_code == 200
         assert reply.headers["strict-transport-security"].startswith("max-age=")
         with pytest.raises(httpx.HTTPError):
