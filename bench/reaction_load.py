@@ -174,6 +174,9 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
             await call(api, "POST", "/api/users", admin, json={"name": "pat", "role": "practitioner", "pin": "530719"})
             await call(api, "POST", "/api/users", admin, json={"name": "tech", "role": "technician", "pin": "648203"})
             pat, tech = await login(api, "pat", "530719"), await login(api, "tech", "648203")
+            # an admin's PIN is one-time: each user sets their own at the first login
+            await call(api, "POST", "/api/me/pin", pat, json={"old_pin": "530719", "new_pin": "530791"})
+            await call(api, "POST", "/api/me/pin", tech, json={"old_pin": "648203", "new_pin": "648230"})
             sids = []
             for i, supervisor in enumerate(service.supervisors.values()):
                 await call(api, "POST", "/api/calibrations", tech, json={
