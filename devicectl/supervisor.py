@@ -360,26 +360,29 @@ class DeviceSupervisor:
         if self.service_mode is not None and not isinstance(fact, SERVICE_MODE_FACTS):
             fact, record = None, None  # the procedure's own pulses, freezes and states are not a treatment's
         if fact is not None:
-            record = self._handle_event_fact(fact, record)  # the kernel first: a STOP never waits for a record
-        if record is not None:
+            self._handle_and_record(fact, record)  # the kernel first: a STOP never waits for a record
+        elif record is not None:
             self._record(*record)
         if self.hub.listening:
             self.hub.publish({"type": "event", "device": self.config.name, "event": event.model_dump(mode="json")})
 
-    def _handle_event_fact(self, fact: Any, record: tuple[str, dict[str, Any]] | None) -> tuple[str, dict[str, Any]] | None:
-        """Hand a device fact to the kernel; a freeze the kernel ended on its own (the unit was
-        lost) or the late end of such a freeze is recorded with the seconds it adds."""
+    def _handle_and_record(self, fact: Any, record: tuple[str, dict[str, Any]] | None = None) -> None:
+        """Hand a device fact to the kernel, then record: ``record`` as given, except that a freeze
+        the kernel ended on its own (the unit was lost) or the late end of such a freeze is recorded
+        with the seconds it adds."""
         kernel = self.kernel
-        if not isinstance(kernel, CryoKernel):
+        if isinstance(kernel, CryoKernel):
+            was_freezing, lost_before, exposure_before = kernel.freezing_since, kernel.lost_freeze_s, kernel.exposure_s
             self.handle(fact)
-            return record
-        was_freezing, lost_before, exposure_before = kernel.freezing_since, kernel.lost_freeze_s, kernel.exposure_s
-        self.handle(fact)
-        if was_freezing is not None and kernel.freezing_since is None and not isinstance(fact, F.FreezeEndSeen):
-            return ("freeze", {"dur_s": round(kernel.exposure_s - exposure_before, 2), "cause": "lost"})
-        if isinstance(fact, F.FreezeEndSeen) and was_freezing is None and lost_before is not None:
-            return ("freeze", {"dur_s": round(kernel.exposure_s - exposure_before, 2), "cause": f"{fact.cause} (beyond the time counted at the loss)"})
-        return record
+            added = round(kernel.exposure_s - exposure_before, 2)
+            if was_freezing is not None and kernel.freezing_since is None and not isinstance(fact, F.FreezeEndSeen):
+                record = ("freeze", {"dur_s": added, "cause": "lost"})
+            elif isinstance(fact, F.FreezeEndSeen) and was_freezing is None and lost_before is not None:
+                record = ("freeze", {"dur_s": added, "cause": f"{fact.cause} (beyond the time counted at the loss)"})
+        else:
+            self.handle(fact)
+        if record is not None:
+            self._record(*record)
 
     def _record(self, kind: str, data: dict[str, Any]) -> None:
         """Pulses and freezes go to the session's records; outside a session a pulse (which the
@@ -441,9 +444,7 @@ class DeviceSupervisor:
                 state = await self.driver.stop()
                 if await self._safe_after_stop(state):
                     self.status.state = state
-                    record = self._handle_event_fact(F.StopConfirmed(state, self.clock()), None)
-                    if record is not None:
-                        self._record(*record)
+                    self._handle_and_record(F.StopConfirmed(state, self.clock()))
                     return True
                 problems.append(f"it answered STOP with state {state}")
             except NotConnected:

@@ -56,8 +56,6 @@ class CryoKernel(KernelBase):
         #: a freeze ended in the kernel because the unit was lost (link, reboot): the seconds
         #: counted for it, until the unit reports its own duration (whichever is longer counts)
         self.lost_freeze_s: float | None = None
-        #: the seconds of the last freeze the kernel ended on its own (for the records)
-        self.last_lost_s: float | None = None
         #: the unit's watchdog: a unit the host lost stops freezing at the latest this long after
         #: the last request it heard (the service sets what it programmed)
         self.unit_watchdog_s = 1.0
@@ -115,10 +113,8 @@ class CryoKernel(KernelBase):
                 self.cycles_done += 1
                 self.last_end_at = fact.at
                 self.lost_freeze_s = fact.bound_s
-                self.last_lost_s = fact.bound_s
             self.freeze_allowed = None
         elif isinstance(fact, (LinkLost, BootSeen, StopConfirmed)):
-            self.last_lost_s = None
             if self.freezing_since is not None:
                 # the unit cannot report this freeze's end any more (or only much later): it ends
                 # here, counted up to the loss, so the kernel never waits for an end that never comes
@@ -134,7 +130,6 @@ class CryoKernel(KernelBase):
                 self.freezing_since = None
                 # its own end event may still come (after a reconnect, or the STOP's): it tops up
                 self.lost_freeze_s = None if isinstance(fact, BootSeen) else counted
-                self.last_lost_s = counted
             self.freeze_allowed = None
 
     def _apply(self, decisions: list[Decision]) -> None:
