@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 
@@ -202,6 +203,20 @@ def set_up_users(service: ServiceProcess, bench: BenchProcess, calibrate: bool =
             "results": {"gain": 1.0, "monitor_ratio": 1.0, "monitor_correction": 1.0} if kind == "laser" else {"offset_c": 0.0},
         })
     return admin, practitioner, technician
+
+
+@contextlib.contextmanager
+def running_system(root: Path) -> Iterator[tuple[BenchProcess, ServiceProcess, Api, Api, Api]]:
+    """The simulated bench and the service on it, with admin, practitioner and technician set up;
+    both processes stopped afterwards."""
+    bench = BenchProcess(root)
+    service = ServiceProcess(root, bench).start()
+    try:
+        admin, practitioner, technician = set_up_users(service, bench)
+        yield bench, service, admin, practitioner, technician
+    finally:
+        service.stop()
+        bench.stop()
 
 
 ALL_CHECKED = {"identity_confirmed": True, "consent_signed": True, "eye_protection_all": True,

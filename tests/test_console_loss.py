@@ -16,19 +16,21 @@ from websockets.sync.client import ClientConnection, connect
 from devicectl.auth import User
 from devicectl.consoles import Consoles
 from devicectl.hub import Hub
-from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess, laser_session, ready, set_up_users
+from tests.service_harness import (
+    ALL_CHECKED,
+    Api,
+    BenchProcess,
+    ServiceProcess,
+    laser_session,
+    ready,
+    running_system,
+)
 
 
 @pytest.fixture
 def system(tmp_path: Path) -> Iterator[tuple[BenchProcess, ServiceProcess, Api, Api, Api]]:
-    bench = BenchProcess(tmp_path)
-    service = ServiceProcess(tmp_path, bench).start()
-    try:
-        admin, practitioner, technician = set_up_users(service, bench)
-        yield bench, service, admin, practitioner, technician
-    finally:
-        service.stop()
-        bench.stop()
+    with running_system(tmp_path) as running:
+        yield running
 
 
 def console(service: ServiceProcess, api: Api) -> ClientConnection:

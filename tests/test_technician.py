@@ -14,19 +14,20 @@ from typing import Any, Iterator
 import pytest
 
 from devicectl.fault_clear import FAULTS
-from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess, laser_session, set_up_users
+from tests.service_harness import (
+    ALL_CHECKED,
+    Api,
+    BenchProcess,
+    ServiceProcess,
+    laser_session,
+    running_system,
+)
 
 
 @pytest.fixture
 def system(tmp_path: Path) -> Iterator[tuple[BenchProcess, ServiceProcess, Api, Api, Api]]:
-    bench = BenchProcess(tmp_path)
-    service = ServiceProcess(tmp_path, bench).start()
-    try:
-        admin, practitioner, technician = set_up_users(service, bench)
-        yield bench, service, admin, practitioner, technician
-    finally:
-        service.stop()
-        bench.stop()
+    with running_system(tmp_path) as running:
+        yield running
 
 
 def audit_actions(admin: Api) -> list[dict[str, Any]]:
