@@ -6,11 +6,11 @@ operation is audited. The routes do not exist on a real installation."""
 from __future__ import annotations
 
 import asyncio
-import json
-import socket
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from simulators.backdoor import remote_call
 
 from .auth import User
 from .sessions import SessionError
@@ -35,16 +35,7 @@ class SimBody(BaseModel):
 
 
 def backdoor_call(address: str, op: str, args: dict[str, Any]) -> Any:
-    host, port = address.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=3) as sock:
-        sock.sendall(json.dumps({"id": 1, "op": op, "args": args}).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    answer = json.loads(data)
+    answer = remote_call(address, op, args, timeout=3)
     if not answer.get("ok"):
         raise SessionError(f"the simulator refused: {answer.get('error')}", 422)
     return answer.get("result")

@@ -11,6 +11,8 @@ answered by ``{"id": 1, "ok": true, "result": ...}`` or ``{"id": 1, "ok": false,
 from __future__ import annotations
 
 import inspect
+import json
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -304,6 +306,22 @@ def _flag(value: Any, what: str) -> bool:
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
     raise ValueError(f"{what} must be true or false")
+
+
+def remote_call(address: str, op: str, args: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+    """One operation over a backdoor's JSON-lines TCP protocol (``HOST:PORT``); the answer as sent
+    (``ok`` with ``result``, or ``error``)."""
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(json.dumps({"id": 1, "op": op, "args": args}).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    answer: dict[str, Any] = json.loads(data)
+    return answer
 
 
 def _positive(value: Any, what: str) -> float:

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import httpx
 
 from devicectl.procs import die_with_parent
+from simulators.backdoor import remote_call
 
 
 def free_port() -> int:
@@ -25,16 +26,7 @@ def free_port() -> int:
 
 
 def backdoor(address: str, op: str, **args: Any) -> Any:
-    host, port = address.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(json.dumps({"id": 1, "op": op, "args": args}).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    answer = json.loads(data)
+    answer = remote_call(address, op, args)
     assert answer["ok"], answer
     return answer["result"]
 
