@@ -18,12 +18,12 @@ from typing import Any
 
 import uvicorn
 
-from .api import create_app
 from . import broker, loopguard
-from .tls import StrictTransportSecurity
+from .api import create_app
 from .config import DeviceConfig, MqttConfig, Settings
 from .procs import PortTaken, die_with_parent, require_free_port
 from .service import Service
+from .tls import StrictTransportSecurity
 
 
 def start_bench(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
@@ -171,6 +171,7 @@ async def _serve(settings: Settings, addresses: dict[str, Any]) -> int:
         await serving
         return 1
     await _warm_up(asgi)
+    loopguard.settle_heap()
     guard_loop(settings)  # from now on (start-up imports its modules once, before any session can run)
     url = f"{'https' if tls else 'http'}://{settings.http_host}:{settings.http_port}"
     print(f"devicectl service on {url}  (data in {settings.data_dir.resolve()})", flush=True)
