@@ -179,9 +179,9 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
             await call(api, "POST", "/api/me/pin", tech, json={"old_pin": "648203", "new_pin": "648230"})
             sids = []
             for i, supervisor in enumerate(service.supervisors.values()):
-                await call(api, "POST", "/api/calibrations", tech, json={
-                    "device_serial": supervisor.status.serial, "device_kind": "laser", "passed": True,
-                    "results": {"gain": 1.0, "monitor_ratio": 1.0, "monitor_correction": 1.0}})
+                await call(api, "POST", "/api/calibrations/measured", tech, json={
+                    "device_serial": supervisor.status.serial, "device_kind": "laser",
+                    "points": [{"set_mj": 500, "meter_mj": [499.0, 501.0], "monitor_mj": [500.0, 500.0]}]})
                 patient = (await call(api, "POST", "/api/patients", pat))["patient_id"]
                 sid = (await call(api, "POST", "/api/sessions", pat, json={
                     "patient_id": patient, "device": f"laser{i}", "indication": "tattoo", "skin_type": 2,

@@ -69,7 +69,6 @@ POLICY: dict[tuple[str, str], Any] = {
     ("POST", "/api/sessions/{session_id}/cancel"): (P,),
     # calibration, faults, service mode: technicians (status readable by all)
     ("GET", "/api/calibrations"): ANY,
-    ("POST", "/api/calibrations"): (T,),
     ("POST", "/api/calibrations/measured"): (T,),
     ("POST", "/api/calibrations/external"): (T,),
     ("POST", "/api/calibrations/external/{proposal_id}/confirm"): (A,),

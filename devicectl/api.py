@@ -24,7 +24,7 @@ from safety.plans import Indication, Ink
 
 from .access import install as access_rule
 from .auth import AuthError, User
-from .calibration_records import CalibrationError, check_results
+from .calibration_records import CalibrationError
 from .service import Service
 from .kiosk import KioskStopGate
 from .sessions import SessionError
@@ -119,23 +119,6 @@ class FreezeBody(Body):
 class StopBody(Body):
     device: str | None = Field(None, max_length=32)
     origin: str = Field("api", max_length=32)
-
-
-class CalibrationBody(Body):
-    """A calibration's outcome; the service checks the results (``check_results``) and sets the expiry."""
-
-    device_serial: str = Field(min_length=1, max_length=64)
-    device_kind: Literal["laser", "cryo"]
-    passed: bool
-    results: dict[str, float | int | str | bool] = Field(
-        default_factory=dict, description="laser: gain, monitor_ratio, monitor_correction; cryo: offset_c; both: note")
-
-    @model_validator(mode="before")
-    @classmethod
-    def no_expiry_from_the_client(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "expires_on" in data:
-            raise ValueError("expires_on: set by the service (performed + calibration_valid_days), not by the client")
-        return data
 
 
 async def token_of(authorization: Annotated[str | None, Header()] = None) -> str:  # async: no worker thread
@@ -313,13 +296,6 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
     @app.get("/api/calibrations")
     async def calibrations(user: Auth) -> list[dict[str, Any]]:
         return await asyncio.to_thread(service.calibrations)
-
-    @app.post("/api/calibrations", status_code=201)
-    async def record_calibration(body: CalibrationBody, user: Auth) -> dict[str, Any]:
-        service.accounts.require(user, "technician", action="calibration.record")
-        check_results(body.device_kind, body.passed, body.results)  # a CalibrationError is a 422 naming the field
-        return {"id": await asyncio.to_thread(service.record_calibration, user, body.device_serial, body.device_kind, body.passed,
-                                              body.results)}
 
     @app.get("/api/audit")
     async def audit(user: Auth, limit: int = 200) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 MAX_POINTS = 20
 MAX_SAMPLES = 1000
+POINT_FIELDS = {"laser": {"set_mj", "meter_mj", "monitor_mj"}, "cryo": {"target_c", "sensor_c", "reference_c"}}
 
 
 def _numbers(values: Any, where: str) -> list[float]:
@@ -44,21 +45,31 @@ def analyse_points(kind: str, serial: str, points: list[dict[str, Any]]) -> Any:
     cryo: target_c, sensor_c, reference_c)."""
     if not isinstance(points, list) or not 1 <= len(points) <= MAX_POINTS:
         raise SessionError(f"points: 1-{MAX_POINTS} measured points", 422)
+    if kind not in POINT_FIELDS:
+        raise SessionError(f"device_kind: {kind!r} is neither laser nor cryo", 422)
+    for i, p in enumerate(points):  # nothing sent is silently dropped: a field of the other kind is refused
+        if not isinstance(p, dict) or set(p) - POINT_FIELDS[kind]:
+            unknown = sorted(set(p) - POINT_FIELDS[kind]) if isinstance(p, dict) else p
+            raise SessionError(f"points.{i}: {unknown} not a field of a {kind} point "
+                               f"({', '.join(sorted(POINT_FIELDS[kind]))})", 422)
     if kind == "laser":
         laser = []
         for i, p in enumerate(points):
             meter = _numbers(p.get("meter_mj"), f"points.{i}.meter_mj")
-            if not isinstance(p.get("set_mj"), int) or not 10 <= p["set_mj"] <= 2000 or min(meter) <= 0:
-                raise SessionError(f"points.{i}: set_mj 10-2000 and energies above 0", 422)
-            laser.append(LaserPoint(p["set_mj"], meter, _numbers(p.get("monitor_mj"), f"points.{i}.monitor_mj")))
+            monitor = _numbers(p.get("monitor_mj"), f"points.{i}.monitor_mj")
+            if isinstance(p.get("set_mj"), bool) or not isinstance(p.get("set_mj"), int) or not 10 <= p["set_mj"] <= 2000 \
+                    or min(meter) <= 0 or min(monitor) <= 0 or len(meter) != len(monitor):
+                raise SessionError(f"points.{i}: set_mj 10-2000, energies above 0, one monitor reading per meter reading", 422)
+            laser.append(LaserPoint(p["set_mj"], meter, monitor))
         return analyse_laser(serial, laser)
     if kind == "cryo":
         cryo = []
         for i, p in enumerate(points):
             sensor, reference = _numbers(p.get("sensor_c"), f"points.{i}.sensor_c"), _numbers(
                 p.get("reference_c"), f"points.{i}.reference_c")
-            if not isinstance(p.get("target_c"), int) or len(sensor) != len(reference):
-                raise SessionError(f"points.{i}: target_c and as many sensor as reference readings", 422)
+            if isinstance(p.get("target_c"), bool) or not isinstance(p.get("target_c"), int) \
+                    or not -196 <= p["target_c"] <= 0 or len(sensor) != len(reference):
+                raise SessionError(f"points.{i}: target_c -196-0 degC and as many sensor as reference readings", 422)
             cryo.append(CryoPoint(p["target_c"], sensor, reference))
         return analyse_cryo(serial, cryo)
     raise SessionError(f"device_kind: {kind!r} is neither laser nor cryo", 422)

@@ -190,11 +190,21 @@ def set_up_users(service: ServiceProcess, bench: BenchProcess, calibrate: bool =
     practitioner = new_user(service.url, admin, "pat", "practitioner", PAT_PIN)
     technician = new_user(service.url, admin, "tech", "technician", TECH_PIN)
     for kind in ("laser", "cryo") if calibrate else ():
-        technician.call("POST", "/api/calibrations", 201, json={
-            "device_serial": bench.addresses[f"{kind}_serial"], "device_kind": kind, "passed": True,
-            "results": {"gain": 1.0, "monitor_ratio": 1.0, "monitor_correction": 1.0} if kind == "laser" else {"offset_c": 0.0},
-        })
+        technician.call("POST", "/api/calibrations/measured", 201, json=measured_calibration(kind, bench.addresses[f"{kind}_serial"]))
     return admin, practitioner, technician
+
+
+#: measurements of a unit within every tolerance (the service computes the record from them)
+PASSING_POINTS = {
+    "laser": [{"set_mj": 200, "meter_mj": [199.0, 201.0], "monitor_mj": [200.0, 200.5]},
+              {"set_mj": 500, "meter_mj": [498.0, 502.0], "monitor_mj": [499.0, 501.0]}],
+    "cryo": [{"target_c": -50, "sensor_c": [-50.2, -49.9], "reference_c": [-50.0, -50.1]}],
+}
+
+
+def measured_calibration(kind: str, serial: str, points: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The body of ``POST /api/calibrations/measured``: passing measurements unless ``points`` are given."""
+    return {"device_serial": serial, "device_kind": kind, "points": points or PASSING_POINTS[kind]}
 
 
 @contextlib.contextmanager

@@ -63,7 +63,6 @@ TABLE: dict[tuple[str, str], Any] = {
     ("POST", "/api/sessions/{session_id}/close"): {P},
     ("POST", "/api/sessions/{session_id}/cancel"): {P},
     ("GET", "/api/calibrations"): ANY,
-    ("POST", "/api/calibrations"): {T},
     ("POST", "/api/calibrations/measured"): {T},
     ("POST", "/api/calibrations/external"): {T},
     ("POST", "/api/calibrations/external/{proposal_id}/confirm"): {A},

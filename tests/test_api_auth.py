@@ -13,6 +13,7 @@ from starlette.websockets import WebSocketDisconnect
 from devicectl.api import create_app
 from devicectl.config import load_settings
 from devicectl.service import Service
+from tests.service_harness import measured_calibration
 
 
 @pytest.fixture
@@ -99,11 +100,8 @@ def test_roles_are_enforced_and_refusals_audited(app: tuple[TestClient, Service]
     assert client.post("/api/users", json={"name": "x", "role": "admin", "pin": "1234"}, headers=pat).status_code == 403
     assert client.post("/api/patients", headers=tech).status_code == 403
     assert client.post("/api/patients", headers=pat).status_code == 201
-    assert client.post("/api/calibrations", json={"device_serial": "S", "device_kind": "laser", "passed": True},
-                       headers=pat).status_code == 403
-    assert client.post("/api/calibrations", json={"device_serial": "S", "device_kind": "laser", "passed": True,
-                                                  "results": {"gain": 1.0, "monitor_ratio": 1.0, "monitor_correction": 1.0}},
-                       headers=tech).status_code == 201
+    assert client.post("/api/calibrations/measured", json=measured_calibration("laser", "S"), headers=pat).status_code == 403
+    assert client.post("/api/calibrations/measured", json=measured_calibration("laser", "S"), headers=tech).status_code == 201
     assert client.get("/api/audit", headers=tech).status_code == 403
     assert client.post("/api/stop", headers=tech).json() == {"stopped": [], "unconfirmed": []}
     refused = [e for e in client.get("/api/audit", headers=headers).json() if e["action"] == "refused"]

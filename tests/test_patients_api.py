@@ -9,7 +9,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess
+from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess, measured_calibration
 
 ADMIN_PIN = "604938"
 PRACTITIONER_PIN = "471920"
@@ -44,10 +44,7 @@ def clinic_users(service: ServiceProcess, bench: BenchProcess) -> tuple[Api, Api
     practitioner = new_user(service, admin, "pat", "practitioner", PRACTITIONER_PIN)
     technician = new_user(service, admin, "tech", "technician", "385027")
     for kind in ("laser", "cryo"):
-        technician.call("POST", "/api/calibrations", 201, json={
-            "device_serial": bench.addresses[f"{kind}_serial"], "device_kind": kind, "passed": True,
-            "results": {"gain": 1.0, "monitor_ratio": 1.0, "monitor_correction": 1.0} if kind == "laser" else {"offset_c": 0.0},
-        })
+        technician.call("POST", "/api/calibrations/measured", 201, json=measured_calibration(kind, bench.addresses[f"{kind}_serial"]))
     return admin, practitioner
 
 

@@ -18,6 +18,7 @@ from tests.service_harness import (
     BenchProcess,
     ServiceProcess,
     laser_session,
+    measured_calibration,
     ready,
     running_system,
     set_up_users,
@@ -98,7 +99,9 @@ def test_refusals(system) -> None:  # type: ignore[no-untyped-def]
     practitioner.call("POST", f"/api/sessions/{sid}/start")
     assert "practitioner" in technician.call("POST", f"/api/sessions/{sid}/arm", 403)["error"]
     technician.call("POST", "/api/users", 403, json={"name": "y", "role": "admin", "pin": "1234"})
-    practitioner.call("POST", "/api/calibrations", 403, json={"device_serial": "X", "device_kind": "laser", "passed": True})
+    practitioner.call("POST", "/api/calibrations/measured", 403, json=measured_calibration("laser", "X"))
+    technician.call("POST", "/api/calibrations", 405, json={"device_serial": "X", "device_kind": "laser", "passed": True,
+                                                           "results": {"gain": 1.0}})  # a verdict is never typed in
     # STOP is accepted from every role
     for api in (admin, practitioner, technician):
         assert api.call("POST", "/api/stop", json={"origin": "test"})["stopped"] == ["laser", "cryo"]
