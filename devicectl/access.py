@@ -71,6 +71,7 @@ POLICY: dict[tuple[str, str], Any] = {
     ("GET", "/api/calibrations"): ANY,
     ("POST", "/api/calibrations/measured"): (T,),
     ("POST", "/api/calibrations/external"): (T,),
+    ("GET", "/api/calibrations/external"): (T, A),
     ("POST", "/api/calibrations/external/{proposal_id}/confirm"): (A,),
     ("GET", "/api/calibrations/{record_id}/certificate.html"): (T, A),
     ("GET", "/api/calibrations/{record_id}/certificate.pdf"): (T, A),

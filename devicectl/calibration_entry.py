@@ -5,14 +5,16 @@
   the procedures, devicectl/calibration.py). A client never says "passed".
 - Calibrated elsewhere (``propose_external`` then ``confirm_external``): a technician enters the
   external certificate's number and verdict; it is recorded only once an admin confirms it, and
-  it is marked as such (``source: external``) in the record and the audit log. Proposals wait in
-  memory (a restart drops them: enter it again).
+  it is marked as such (``source: external``) in the record and the audit log. Proposals are
+  stored (they survive a restart) and taken exactly once: the record, the proposal's removal and
+  both audit entries commit together.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import json
+import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -78,8 +80,6 @@ def analyse_points(kind: str, serial: str, points: list[dict[str, Any]]) -> Any:
 class CalibrationEntries:
     def __init__(self, service: "Service") -> None:
         self.service = service
-        self.proposals: dict[int, dict[str, Any]] = {}
-        self._ids = itertools.count(1)
 
     async def record_measured(self, user: User, kind: str, serial: str, points: list[dict[str, Any]],
                               note: str = "") -> dict[str, Any]:
@@ -90,35 +90,50 @@ class CalibrationEntries:
         return {"id": record, "passed": result.passed, "reasons": result.reasons,
                 "results": {k: v for k, v in results.items() if k != "points"}}
 
-    def propose_external(self, user: User, kind: str, serial: str, certificate: str, laboratory: str,
-                         passed: bool, performed_on: str) -> dict[str, Any]:
+    async def propose_external(self, user: User, kind: str, serial: str, certificate: str, laboratory: str,
+                               passed: bool, performed_on: str) -> dict[str, Any]:
         self.service.accounts.require(user, "technician", action="calibration.external.propose")
-        proposal = {"id": next(self._ids), "device_kind": kind, "device_serial": serial, "passed": passed,
-                    "external_certificate": certificate, "laboratory": laboratory, "performed_on": performed_on,
-                    "entered_by": user.name, "entered": time.time()}
-        self.proposals[proposal["id"]] = proposal
-        self.service.audit.append(user.name, "calibration.external.proposed", **proposal)
-        return proposal | {"state": "waiting for an admin's confirmation"}
+        proposal = {"device_kind": kind, "device_serial": serial, "passed": passed, "external_certificate": certificate,
+                    "laboratory": laboratory, "performed_on": performed_on, "entered_by": user.name, "entered": time.time()}
+        audit = self.service.audit
+
+        def store(conn: sqlite3.Connection) -> int:
+            proposal_id = int(conn.execute("INSERT INTO calibration_proposals (proposal) VALUES (?)",
+                                           (json.dumps(proposal),)).lastrowid or 0)
+            audit.append_in(conn, user.name, "calibration.external.proposed", id=proposal_id, **proposal)
+            return proposal_id
+
+        proposal_id = await self.service.store.write(store)
+        return {"id": proposal_id} | proposal | {"state": "waiting for an admin's confirmation"}
+
+    async def pending(self) -> list[dict[str, Any]]:
+        rows = await self.service.store.read(
+            lambda conn: conn.execute("SELECT id, proposal FROM calibration_proposals ORDER BY id").fetchall())
+        return [{"id": row["id"]} | json.loads(row["proposal"]) for row in rows]
 
     async def confirm_external(self, user: User, proposal_id: int) -> dict[str, Any]:
         self.service.accounts.require(user, "admin", action="calibration.external.confirm")
-        proposal = self.proposals.get(proposal_id)
+        proposal = next((p for p in await self.pending() if p["id"] == proposal_id), None)
         if proposal is None:
             raise SessionError(f"no external calibration {proposal_id} waits for confirmation", 404)
         if proposal["entered_by"] == user.name:
             raise SessionError("another person confirms an external calibration than the one who entered it", 403)
         results = {"source": "external", "external_certificate": proposal["external_certificate"],
                    "laboratory": proposal["laboratory"], "performed_on": proposal["performed_on"],
-                   "entered_by": proposal["entered_by"], "confirmed_by": user.name,
-                   "monitor_correction": 1.0} if proposal["device_kind"] == "laser" else {
-                   "source": "external", "external_certificate": proposal["external_certificate"],
-                   "laboratory": proposal["laboratory"], "performed_on": proposal["performed_on"],
                    "entered_by": proposal["entered_by"], "confirmed_by": user.name}
+        if proposal["device_kind"] == "laser":
+            results["monitor_correction"] = 1.0
+        audit = self.service.audit
+
+        def take(conn: sqlite3.Connection, record: int) -> None:
+            """The proposal is taken once: a second confirmation racing this one finds it gone."""
+            if conn.execute("DELETE FROM calibration_proposals WHERE id = ?", (proposal_id,)).rowcount != 1:
+                raise SessionError(f"external calibration {proposal_id} was confirmed meanwhile", 409)
+            audit.append_in(conn, user.name, "calibration.external.confirmed", proposal=proposal_id, record=record)
+
         service = self.service
         record = await asyncio.to_thread(
             record_calibration, service.store, service.audit, f"{proposal['entered_by']} (external, confirmed by "
             f"{user.name})", proposal["device_serial"], proposal["device_kind"], proposal["passed"], results,
-            expiry(service.settings.calibration_valid_days))
-        del self.proposals[proposal_id]
-        self.service.audit.append(user.name, "calibration.external.confirmed", proposal=proposal_id, record=record)
+            expiry(service.settings.calibration_valid_days), None, take)
         return {"id": record, "source": "external", "passed": proposal["passed"]}

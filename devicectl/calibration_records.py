@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -145,7 +147,10 @@ def usable_monitor_correction(value: Any) -> bool:
 
 
 def record_calibration(store: Store, audit: AuditLog, technician: str, serial: str, kind: str, passed: bool,
-                       results: dict[str, Any], expires_on: str, certificate: str | None = None) -> int:
+                       results: dict[str, Any], expires_on: str, certificate: str | None = None,
+                       also: Callable[[sqlite3.Connection, int], None] | None = None) -> int:
+    """Store a checked record and its audit entry in one transaction; ``also(conn, record_id)`` runs
+    inside it (raising rolls everything back)."""
     check_results(kind, passed, results, complete=False)  # a bad record is refused before anything is written
     try:
         expires = date.fromisoformat(expires_on)
@@ -162,6 +167,8 @@ def record_calibration(store: Store, audit: AuditLog, technician: str, serial: s
         )
         audit.append(technician, "calibration.recorded", tx, device=serial, passed=passed, results=results,
                      expires_on=expires_on, certificate=certificate)
+        if also is not None:
+            also(tx, int(cursor.lastrowid or 0))
     return int(cursor.lastrowid or 0)
 
 

@@ -51,6 +51,7 @@ class Service:
         self.interrupted = await self.sessions.mark_interrupted()
         self.first_admin_pin = await self.accounts.ensure_first_admin()
         await self.audit.append("system", "service.started", devices=list(self.supervisors))
+        await self.service_modes.restore()  # before the devices link up: a unit under repair stays out of use
         for supervisor in self.supervisors.values():
             await supervisor.start()
         if self.settings.mqtt is not None:

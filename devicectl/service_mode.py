@@ -11,13 +11,17 @@ connection to the device (the supervisor's driver). While a device is in service
   reboots and the hardware inputs as always).
 
 Leaving service mode stops the unit (confirmed), switches the laser's SERVICE mode off, programs
-the fail-safe limits again and counts the unit's pulses afresh. Entering and leaving are audited.
-Service mode lives in memory: a restarted service starts with every device out of it.
+the fail-safe limits again and counts the unit's pulses afresh. Entering and leaving are audited
+and stored with the audit entry in one transaction, answered once committed: a restarted service
+keeps the device in service mode (a unit under repair is not handed back to treatment by a crash
+or a power cut) until a technician brings it back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import time
 from typing import TYPE_CHECKING, Any
 
 from drivers import DriverError, LaserDriver
@@ -46,7 +50,23 @@ class ServiceModes:
         return {"device": device, "service_mode": supervisor.service_mode is not None,
                 "technician": supervisor.service_mode, "reason": self.reasons.get(device)}
 
-    def enter(self, user: User, device: str, reason: str = "") -> dict[str, Any]:
+    async def restore(self) -> list[str]:
+        """At start-up, before the devices link up: every device left in service mode stays in it."""
+        rows = await self.service.store.read(
+            lambda conn: conn.execute("SELECT device, technician, reason FROM service_modes").fetchall())
+        restored = []
+        for row in rows:
+            supervisor = self.service.supervisors.get(row["device"])
+            if supervisor is None:  # a device no longer configured: its row waits for it
+                continue
+            supervisor.service_mode = row["technician"]
+            self.reasons[row["device"]] = row["reason"]
+            restored.append(row["device"])
+        if restored:
+            await self.service.audit.append("system", "service_mode.restored", devices=restored)
+        return restored
+
+    async def enter(self, user: User, device: str, reason: str = "") -> dict[str, Any]:
         self.service.accounts.require(user, "technician", action="service_mode.enter")
         supervisor = self._supervisor(device)
         if supervisor.service_mode is not None:
@@ -61,9 +81,15 @@ class ServiceModes:
             raise SessionError(f"{device} is armed: STOP it first")
         supervisor.service_mode = user.name  # no await since the checks: no session can slip in between
         self.reasons[device] = reason
-        self.service.audit.append(user.name, "service_mode.entered", device=device, serial=supervisor.status.serial,
-                                  reason=reason)
+        serial, audit = supervisor.status.serial, self.service.audit
+
+        def store(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO service_modes (device, technician, reason, since) VALUES (?, ?, ?, ?)",
+                         (device, user.name, reason, time.time()))
+            audit.append_in(conn, user.name, "service_mode.entered", device=device, serial=serial, reason=reason)
+
         supervisor._publish_status()
+        await self.service.store.write(store)
         return self.status(device)
 
     async def leave(self, user: User, device: str) -> dict[str, Any]:
@@ -83,9 +109,14 @@ class ServiceModes:
         with contextlib.suppress(DriverError):
             async with supervisor._exec_lock:
                 await supervisor._reconcile_counts()
-        self.service.audit.append(user.name, "service_mode.left", device=device, serial=supervisor.status.serial,
-                                  stop_confirmed=confirmed)
+        serial, audit = supervisor.status.serial, self.service.audit
+
+        def store(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM service_modes WHERE device = ?", (device,))
+            audit.append_in(conn, user.name, "service_mode.left", device=device, serial=serial, stop_confirmed=confirmed)
+
         supervisor._publish_status()
+        await self.service.store.write(store)
         return self.status(device) | {"stop_confirmed": confirmed}
 
     @staticmethod

@@ -83,8 +83,13 @@ def register(app: FastAPI, service: Service, Auth: Any) -> None:  # noqa: N803 (
     @app.post("/api/calibrations/external", status_code=202)
     async def propose_external(body: ExternalCalibrationBody, user: Auth) -> dict[str, Any]:
         """Calibrated elsewhere: recorded (marked external) only once an admin confirms it."""
-        return entries.propose_external(user, body.device_kind, body.device_serial, body.external_certificate,
+        return await entries.propose_external(user, body.device_kind, body.device_serial, body.external_certificate,
                                         body.laboratory, body.passed, body.performed_on.isoformat())
+
+    @app.get("/api/calibrations/external")
+    async def pending_external(user: Auth) -> list[dict[str, Any]]:
+        """External calibrations entered and waiting for an admin's confirmation."""
+        return await entries.pending()
 
     @app.post("/api/calibrations/external/{proposal_id}/confirm", status_code=201)
     async def confirm_external(proposal_id: int, user: Auth) -> dict[str, Any]:
@@ -108,7 +113,7 @@ def register(app: FastAPI, service: Service, Auth: Any) -> None:  # noqa: N803 (
     async def set_service_mode(device: str, body: ServiceModeBody, user: Auth) -> dict[str, Any]:
         """Technicians: take the device out of treatment use (refused while a session is open)."""
         if body.on:
-            return service.service_modes.enter(user, device, body.reason)
+            return await service.service_modes.enter(user, device, body.reason)
         return await service.service_modes.leave(user, device)
 
     @app.post("/api/calibration-runs", status_code=201)

@@ -15,7 +15,10 @@ import pytest
 
 from devicectl.fault_clear import FAULTS
 from tests.service_harness import (
+    ADMIN_PIN,
     ALL_CHECKED,
+    PAT_PIN,
+    TECH_PIN,
     Api,
     BenchProcess,
     ServiceProcess,
@@ -218,3 +221,31 @@ def test_records_come_from_measurements_or_a_confirmed_external_certificate(syst
     assert record["id"] == confirmed["id"] and record["passed"]
     assert record["results"]["source"] == "external" and record["results"]["external_certificate"] == "DKD-K-4711-2026"
     assert record["results"]["confirmed_by"] == "admin" and "external" in record["technician"]
+
+
+def test_service_mode_and_a_waiting_external_record_survive_a_crash(system) -> None:  # type: ignore[no-untyped-def]
+    """A unit under repair is not handed back to treatment by a crash; an entered certificate is not lost."""
+    bench, service, admin, practitioner, technician = system
+    technician.call("PUT", "/api/devices/laser/service-mode", json={"on": True, "reason": "handpiece replaced"})
+    proposal = technician.call("POST", "/api/calibrations/external", 202, json={
+        "device_serial": bench.addresses["cryo_serial"], "device_kind": "cryo", "external_certificate": "CAL-2026-118",
+        "laboratory": "Manufacturer's service centre", "performed_on": "2026-11-20", "passed": True})
+    service.kill9()
+    service.start()
+    admin, practitioner, technician = (Api(service.url, name, pin) for name, pin in
+                                       (("admin", ADMIN_PIN), ("pat", PAT_PIN), ("tech", TECH_PIN)))
+    held = technician.call("GET", "/api/devices/laser/service-mode")
+    assert held == {"device": "laser", "service_mode": True, "technician": "tech", "reason": "handpiece replaced"}
+    sid = laser_session(practitioner)
+    practitioner.call("PUT", f"/api/sessions/{sid}/checklist", json=ALL_CHECKED)
+    assert "service mode (tech)" in practitioner.call("POST", f"/api/sessions/{sid}/start", 409)["error"]
+    assert [p["external_certificate"] for p in admin.call("GET", "/api/calibrations/external")] == ["CAL-2026-118"]
+    confirmed = admin.call("POST", f"/api/calibrations/external/{proposal['id']}/confirm", 201)
+    admin.call("POST", f"/api/calibrations/external/{proposal['id']}/confirm", 404)  # taken once
+    assert admin.call("GET", "/api/calibrations/external") == []
+    assert technician.call("GET", "/api/calibrations")[0]["id"] == confirmed["id"]
+    left = technician.call("PUT", "/api/devices/laser/service-mode", json={"on": False})
+    assert not left["service_mode"] and left["stop_confirmed"]
+    practitioner.call("POST", f"/api/sessions/{sid}/start")
+    actions = [e["action"] for e in admin.call("GET", "/api/audit?limit=1000")]
+    assert {"service_mode.restored", "calibration.external.confirmed", "service_mode.left"} <= set(actions)

@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 #: the newest schema version
-HEAD = "0006"
+HEAD = "0007"
 BASELINE = "0001"
 SCRIPTS = Path(__file__).resolve().parent
 
