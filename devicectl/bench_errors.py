@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from datetime import date
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -121,8 +122,11 @@ def explain_device(exc: BaseException, kind: str, port: str) -> BenchError:
 I = TypeVar("I", bound=ScpiInstrument)
 
 
-def open_instrument(role: str, resource: str, expected_serial: str | None = None, timeout_ms: int = 1000) -> Any:
-    """Open the bench instrument in ``role`` (blocking) and check it is the one needed."""
+def open_instrument(role: str, resource: str, expected_serial: str | None = None, timeout_ms: int = 1000,
+                    calibration_due: date | str | None = None, today: date | None = None) -> Any:
+    """Open the bench instrument in ``role`` (blocking) and check it is the one needed and, when its
+    own calibration due date is known, that it is not overdue (a certificate from an overdue reference
+    is not traceable)."""
     _, model, cls = INSTRUMENTS[role]
     instrument = cls(resource, timeout_ms=timeout_ms)
     try:
@@ -143,4 +147,10 @@ def open_instrument(role: str, resource: str, expected_serial: str | None = None
                          f"names {expected_serial}",
                          "use the configured reference instrument (its calibration is the one on record), or update "
                          "the configuration with this instrument's serial and calibration due date")
+    due = date.fromisoformat(calibration_due) if isinstance(calibration_due, str) else calibration_due
+    if due is not None and due < (today or date.today()):
+        instrument.close()
+        raise BenchError(what, resource, f"its own calibration was due on {due.isoformat()}: what it measures now is "
+                         "not traceable", "have the instrument calibrated, then enter its new due date (the service's "
+                         f"[instruments.{role}] calibration_due, or --reference-due on a bench without a service)")
     return instrument

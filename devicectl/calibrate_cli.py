@@ -26,7 +26,9 @@ console = Console()
 
 
 def run_calibration(kind: str, port: str, instrument: str, user: str, pin: str, data_dir: Path, valid_days: int,
-                    **options: Any) -> int:
+                    reference: dict[str, Any] | None = None, **options: Any) -> int:
+    """``reference``: the instrument's serial, own calibration due date and certificate number, as the
+    service's [instruments.ROLE] gives them (checked against the instrument, printed on the certificate)."""
     store = Store(data_dir / "devicectl.sqlite3")
     # the service's key and checkpoints: its entries belong to the same keyed chain
     audit = AuditLog(store, load_key(default_key_file(data_dir)), default_checkpoint_file(data_dir))
@@ -38,7 +40,7 @@ def run_calibration(kind: str, port: str, instrument: str, user: str, pin: str, 
         console.print(f"[red]refused:[/red] {exc}")
         return 2
     try:
-        result = asyncio.run(_run(kind, port, instrument, options))
+        result = asyncio.run(_run(kind, port, instrument, {k: v for k, v in (reference or {}).items() if v}, options))
     except KeyboardInterrupt:
         audit.append(user, "calibration.interrupted", kind=kind, port=port)
         console.print("[yellow]interrupted: the device was left safe (stopped, service mode off); nothing recorded[/yellow]")
@@ -55,7 +57,7 @@ def run_calibration(kind: str, port: str, instrument: str, user: str, pin: str, 
     return 0 if result.passed else 1
 
 
-async def _run(kind: str, port: str, instrument: str, options: dict[str, Any]) -> Result:
+async def _run(kind: str, port: str, instrument: str, reference: dict[str, Any], options: dict[str, Any]) -> Result:
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task(f"{kind} calibration", total=1.0)
 
@@ -63,23 +65,24 @@ async def _run(kind: str, port: str, instrument: str, options: dict[str, Any]) -
             bar.update(task, completed=done, description=f"{kind}: {what}")
             console.log(what)
 
-        if kind == "laser":
-            async with LaserDriver(port) as laser:
-                with contextlib.closing(open_instrument("meter", instrument)) as meter:
-                    return _traced(await calibrate_laser(laser, AsyncInstrument(meter), options["setpoints"],
-                                                         options["pulses"], options["rate"], progress),
-                                   "meter", instrument, meter)
-        async with CryoDriver(port) as cryo:
-            with contextlib.closing(open_instrument("thermometer", instrument)) as thermometer:
-                return _traced(await calibrate_cryo(cryo, AsyncInstrument(thermometer), options["targets"],
-                                                    options["freeze"], progress=progress),
-                               "thermometer", instrument, thermometer)
+        role = "meter" if kind == "laser" else "thermometer"
+        checked = open_instrument(role, instrument, reference.get("serial"), 1000, reference.get("calibration_due"))
+        with contextlib.closing(checked) as bench_instrument:  # before the unit is touched: the right, traceable one
+            if kind == "laser":
+                async with LaserDriver(port) as laser:
+                    result = await calibrate_laser(laser, AsyncInstrument(bench_instrument), options["setpoints"],
+                                                   options["pulses"], options["rate"], progress)
+            else:
+                async with CryoDriver(port) as cryo:
+                    result = await calibrate_cryo(cryo, AsyncInstrument(bench_instrument), options["targets"],
+                                                  options["freeze"], progress=progress)
+            return _traced(result, role, instrument, bench_instrument, reference)
 
 
-def _traced(result: Result, role: str, resource: str, instrument: Any) -> Result:
-    """The certificate names the reference instrument used (its own calibration due date is in the
-    service's configuration, [instruments.ROLE]: printed when the service runs the calibration)."""
-    result.results["instrument"] = {"role": role, "resource": resource, **instrument.idn()}
+def _traced(result: Result, role: str, resource: str, instrument: Any, reference: dict[str, Any]) -> Result:
+    """The certificate names the reference instrument used, with its own calibration due date and
+    certificate number (traceability)."""
+    result.results["instrument"] = {"role": role, "resource": resource, **instrument.idn(), **reference}
     return result
 
 

@@ -153,7 +153,8 @@ class CalibrationRuns:
         instrument: Any = None
         try:
             try:
-                instrument = await asyncio.to_thread(open_instrument, role, resource, reference.get("serial"))
+                instrument = await asyncio.to_thread(open_instrument, role, resource, reference.get("serial"), 1000,
+                                                     reference.get("calibration_due"))
             except BenchError:
                 raise
             except Exception as exc:

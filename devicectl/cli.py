@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import datetime
 from enum import Enum
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -194,6 +195,16 @@ def _service_url(service: Optional[str], config: Optional[Path]) -> Optional[str
     return None
 
 
+REFERENCE_SERIAL = typer.Option(None, help="Standalone bench: the reference instrument's serial (checked against *IDN?).")
+REFERENCE_DUE = typer.Option(None, formats=["%Y-%m-%d"], help="Standalone bench: the reference instrument's own "
+                             "calibration due date (an overdue instrument is refused; printed on the certificate).")
+REFERENCE_CERTIFICATE = typer.Option(None, help="Standalone bench: the number of the reference instrument's certificate.")
+
+
+def _reference(serial: Optional[str], due: Optional[datetime], certificate: Optional[str]) -> dict[str, Any]:
+    return {"serial": serial, "calibration_due": due.date().isoformat() if due else None, "certificate": certificate}
+
+
 SERVICE_OPTION = typer.Option(None, "--service", help="URL of the running service: calibrate through it (service mode).")
 CONFIG_OPTION = typer.Option(None, "--config", exists=True, dir_okay=False,
                              help="The service's configuration: calibrate through the service it describes.")
@@ -213,6 +224,9 @@ def calibrate_laser_cmd(
     pulses: int = typer.Option(10, min=2, max=100, help="Pulses per setpoint."),
     rate: float = typer.Option(5.0, min=0.5, max=10.0, help="Pulse rate in Hz."),
     valid_days: int = typer.Option(180, min=1, max=730, help="Days the calibration stays valid."),
+    reference_serial: Optional[str] = REFERENCE_SERIAL,
+    reference_due: Optional[datetime] = REFERENCE_DUE,
+    reference_certificate: Optional[str] = REFERENCE_CERTIFICATE,
 ) -> None:
     """Laser in SERVICE mode, EM-1 in the beam: emitted-energy gain and monitor error."""
     url = _service_url(service, config)
@@ -227,6 +241,7 @@ def calibrate_laser_cmd(
     from .calibrate_cli import run_calibration
 
     raise typer.Exit(run_calibration("laser", port, meter, user, pin, data_dir, valid_days,
+                                     _reference(reference_serial, reference_due, reference_certificate),
                                      setpoints=_int_list(setpoints, "setpoint"), pulses=pulses, rate=rate))
 
 
@@ -244,6 +259,9 @@ def calibrate_cryo_cmd(
     targets: str = typer.Option("-30,-50", help="Target temperatures in degC."),
     freeze: float = typer.Option(6.0, min=2.0, max=30.0, help="Freeze time per target in s."),
     valid_days: int = typer.Option(180, min=1, max=730, help="Days the calibration stays valid."),
+    reference_serial: Optional[str] = REFERENCE_SERIAL,
+    reference_due: Optional[datetime] = REFERENCE_DUE,
+    reference_certificate: Optional[str] = REFERENCE_CERTIFICATE,
 ) -> None:
     """RT-1 clamped on the tip: the tip sensor's offset."""
     url = _service_url(service, config)
@@ -258,6 +276,7 @@ def calibrate_cryo_cmd(
     from .calibrate_cli import run_calibration
 
     raise typer.Exit(run_calibration("cryo", port, thermometer, user, pin, data_dir, valid_days,
+                                     _reference(reference_serial, reference_due, reference_certificate),
                                      targets=_int_list(targets, "target"), freeze=freeze))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 import os
 import signal
 import sqlite3
@@ -99,12 +100,26 @@ def test_drift_beyond_tolerance_fails_and_treatment_is_refused(bench_with_users)
 def test_cryo_sensor_offset_is_found(bench_with_users) -> None:  # type: ignore[no-untyped-def]
     bench, service = bench_with_users
     bench.cryo("set_sensor_offset", celsius=1.5)
+    due = (date.today() + timedelta(days=200)).isoformat()
     code = run_calibration("cryo", str(bench.link_dir / "cryo"), bench.addresses["thermometer"], "tech", "3916",
-                           service.data_dir, 180, targets=[-30, -50], freeze=4.0)
+                           service.data_dir, 180, {"calibration_due": due, "certificate": "DKD-K-0815"},
+                           targets=[-30, -50], freeze=4.0)
     assert code == 0
     record = calibrations(service.data_dir)[-1]
     assert json.loads(record["results"])["offset_c"] == pytest.approx(1.5, abs=0.4)
-    assert Path(record["certificate"]).exists()
+    certificate = Path(record["certificate"]).read_text()  # the reference's own due date: traceable without a service
+    assert due in certificate and "DKD-K-0815" in certificate and "not recorded" not in certificate
+
+
+def test_a_reference_instrument_overdue_for_its_own_calibration_is_refused(bench_with_users, capsys) -> None:  # type: ignore[no-untyped-def]
+    bench, service = bench_with_users
+    overdue = (date.today() - timedelta(days=1)).isoformat()
+    code = run_calibration("laser", str(bench.link_dir / "laser"), bench.addresses["meter"], "tech", "3916",
+                           service.data_dir, 180, {"calibration_due": overdue}, setpoints=[200], pulses=2, rate=5.0)
+    assert code == 3
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"its own calibration was due on {overdue}" in said and "have the instrument calibrated" in said
+    assert calibrations(service.data_dir) == [] and bench.laser("truth")["count"] == 0  # refused before a pulse
 
 
 def test_only_a_technician_calibrates(bench_with_users) -> None:  # type: ignore[no-untyped-def]
