@@ -80,7 +80,7 @@ def _timed_run(self: asyncio.Handle) -> None:
     thread = threading.get_ident()
     start = time.perf_counter()
     cpu0, _ = _usage()
-    state = [start, None, 0.0]
+    state = [start, None, 0.0, 0]
     _running[thread] = state
     try:
         _original_run(self)
@@ -94,7 +94,7 @@ def _timed_run(self: asyncio.Handle) -> None:
             if elapsed > guard.threshold_s and (guard.thread is None or guard.thread == thread):
                 where = f"\n      caught running in {state[1]}" if state[1] else ""
                 if state[2]:
-                    where += f"\n      of which {state[2] * 1000:.1f} ms garbage collection"
+                    where += f"\n      of which {state[2] * 1000:.1f} ms garbage collection (generation {state[3]} at most)"
                 guard.report(_describe(self) + where, elapsed)
 
 
@@ -112,16 +112,7 @@ def _on_gc(phase: str, info: dict[str, Any]) -> None:
     state = _running.get(thread)
     if started is not None and state is not None:
         state[2] += time.perf_counter() - started
-
-
-def settle_heap() -> None:
-    """Move everything start-up built (modules, routes, models: ~150 000 objects) out of the cyclic
-    garbage collector's reach. A full collection over them holds the interpreter for 60-70 ms on
-    whichever thread triggers it, so the loop carrying STOP would stall that long at random (H26);
-    collections then walk only what the running service allocates. ``devicectl serve`` calls it
-    once start-up is done."""
-    gc.collect()
-    gc.freeze()
+        state[3] = max(state[3], info.get("generation", 0))
 
 
 def active() -> bool:

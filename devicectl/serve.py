@@ -18,7 +18,7 @@ from typing import Any
 
 import uvicorn
 
-from . import broker, loopguard
+from . import broker, heap, loopguard
 from .api import create_app
 from .config import DeviceConfig, MqttConfig, Settings
 from .procs import PortTaken, die_with_parent, require_free_port
@@ -171,7 +171,7 @@ async def _serve(settings: Settings, addresses: dict[str, Any]) -> int:
         await serving
         return 1
     await _warm_up(asgi)
-    loopguard.settle_heap()
+    heap.settle()  # start-up's objects out of the collector's walk (H26)
     guard_loop(settings)  # from now on (start-up imports its modules once, before any session can run)
     url = f"{'https' if tls else 'http'}://{settings.http_host}:{settings.http_port}"
     print(f"devicectl service on {url}  (data in {settings.data_dir.resolve()})", flush=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 from safety.plans import load_protocols
 
+from . import heap
 from .audit import AuditLog, default_checkpoint_file, default_key_file, load_key
 from .auth import Accounts, User
 from .config import Settings
@@ -42,6 +43,7 @@ class Service:
         self.calibration_runs = CalibrationRuns(self)
         self.consoles = Consoles(self)  # a laser armed from a screen is stopped when that screen goes away
         self.mqtt: Any = None
+        self._heap_keeper: asyncio.Task[None] | None = None
         self.first_admin_pin: str | None = None
         self.interrupted: list[int] = []
 
@@ -54,6 +56,8 @@ class Service:
         await self.service_modes.restore()  # before the devices link up: a unit under repair stays out of use
         for supervisor in self.supervisors.values():
             await supervisor.start()
+        # full garbage collections only while no device emits or freezes (H26)
+        self._heap_keeper = asyncio.get_running_loop().create_task(heap.keep(self.idle), name="heap-keeper")
         if self.settings.mqtt is not None:
             from .mqtt import MqttBridge
 
@@ -64,7 +68,13 @@ class Service:
             self.mqtt.start()
             self.audit.listeners.append(self.mqtt.audit_checkpoint)  # each signed checkpoint, retained
 
+    def idle(self) -> bool:
+        """No device is armed or freezing."""
+        return not any(s.kernel.treating for s in self.supervisors.values())
+
     async def stop(self) -> None:
+        if self._heap_keeper is not None:
+            self._heap_keeper.cancel()
         await self.calibration_runs.close()  # each procedure leaves its unit safe
         await self.consoles.close()
         if self.mqtt is not None:

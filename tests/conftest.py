@@ -8,12 +8,13 @@ callback of an event loop is timed; one over ``SLOW_CALLBACK_MS`` fails the test
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Iterator
 
 import pytest
 
-from devicectl import loopguard
+from devicectl import heap, loopguard
 
 SLOW_CALLBACK_MS = 5.0
 
@@ -30,13 +31,15 @@ def slow_callback_guard(request: pytest.FixtureRequest) -> Iterator[list[str]]:
         return
     switch = sys.getswitchinterval()
     sys.setswitchinterval(loopguard.SWITCH_INTERVAL_S)  # as devicectl serve runs
-    loopguard.settle_heap()  # as devicectl serve does (after the first time, only what tests built since)
+    thresholds = gc.get_threshold()
+    heap.settle()  # as devicectl serve does (after the first time, only what tests built since)
     guard = loopguard.install(SLOW_CALLBACK_MS / 1000, lambda what, seconds: found.append(f"{seconds * 1000:.1f} ms: {what}"))
     try:
         yield found
     finally:
         guard.uninstall()
         sys.setswitchinterval(switch)
+        gc.set_threshold(*thresholds)
     if found:
         pytest.fail(f"{len(found)} callback(s) over {SLOW_CALLBACK_MS} ms on the event loop:\n  " + "\n  ".join(found[:10]))
 

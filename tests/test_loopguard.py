@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from devicectl import loopguard
+from devicectl import heap, loopguard
 
 
 def _spin_cpu(seconds: float) -> None:
@@ -60,11 +60,31 @@ def test_a_garbage_collection_inside_a_callback_is_named(reports: list[str]) -> 
     assert any("garbage collection" in r for r in reports), reports
 
 
-def test_settle_heap_takes_start_up_objects_out_of_the_collectors_walk() -> None:
+def test_settle_takes_start_up_objects_out_of_the_collectors_walk_and_full_collections_off_allocation() -> None:
+    thresholds = gc.get_threshold()
     gc.unfreeze()
     try:
         assert gc.get_freeze_count() == 0
-        loopguard.settle_heap()
+        heap.settle()
         assert gc.get_freeze_count() > 10_000  # this process's modules and everything they built
+        assert gc.get_threshold() == heap.THRESHOLDS and heap.THRESHOLDS[:2] == (700, 10)
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
+async def test_full_collections_run_while_idle_and_at_least_every_half_hour() -> None:
+    """Virtual time: 30 s steps; treating from 60 s to 3660 s, so one forced collection at 1800 s after the last."""
+    now = [0.0]
+    collected: list[float] = []
+    treating = lambda: 60.0 <= now[0] < 3660.0  # noqa: E731
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+        if now[0] > 3700.0:
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await heap.keep(lambda: not treating(), clock=lambda: now[0], sleep=sleep, collect=lambda: collected.append(now[0]))
+    # idle at 30 s; treating from 60 s: none until 1800 s after the last; idle again at 3660 s
+    assert collected == [30.0, 1830.0, 3630.0, 3660.0, 3690.0]
