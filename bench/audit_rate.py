@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devicectl.audit import AuditLog, verify
-from devicectl.store import Store
+from devicectl.core.audit import AuditLog, verify
+from devicectl.core.store import Store
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devicectl.config import DeviceConfig, load_settings
-from devicectl.service import Service
+from devicectl.core.config import DeviceConfig, load_settings
+from devicectl.core.service import Service
 
 TRIALS = int(sys.argv[1]) if len(sys.argv) > 1 else 150
 MAX_UNITS = int(sys.argv[2]) if len(sys.argv) > 2 else 128

@@ -134,11 +134,11 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     import httpx
     import uvicorn
 
-    from devicectl import broker
-    from devicectl.api import create_app
-    from devicectl.config import DeviceConfig, MqttConfig, load_settings
-    from devicectl.loopguard import SWITCH_INTERVAL_S
-    from devicectl.service import Service
+    from devicectl.core.config import DeviceConfig, MqttConfig, load_settings
+    from devicectl.core.loopguard import SWITCH_INTERVAL_S
+    from devicectl.core.service import Service
+    from devicectl.mqtt import broker
+    from devicectl.web.api import create_app
 
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # as devicectl serve runs
     lasers = Farm(units)

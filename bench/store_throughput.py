@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devicectl.store import Store
+from devicectl.core.store import Store
 
 INSERT = "INSERT INTO pulses (session_id, n, energy_mj, set_mj, t_ms, at) VALUES (1, ?, 400.0, 400, ?, ?)"
 

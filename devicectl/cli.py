@@ -6,16 +6,14 @@ import asyncio
 import signal
 from datetime import datetime
 from enum import Enum
+from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from pathlib import Path
-
+from devicectl.core.config import ConfigError, load_settings
 from simulators.host import SimulatorHost
 from simulators.units import build_unit
-
-from .config import ConfigError, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Treatment device control.")
 sim_app = typer.Typer(no_args_is_help=True, help="Run device simulators in the foreground.")
@@ -118,7 +116,7 @@ def serve(
     data_dir: Optional[Path] = typer.Option(None, help="Folder of the database (default ./data)."),
 ) -> None:
     """Run the service: devices under the safety kernel, records, API and touchscreen."""
-    from .serve import run_service
+    from devicectl.serve import run_service
 
     overrides: dict[str, object] = {}
     if host is not None:
@@ -143,7 +141,7 @@ def tls_selfsigned(
     days: int = typer.Option(825, min=1, max=3650, help="Validity in days."),
 ) -> None:
     """Make the clinic's own TLS certificate; then set tls_cert and tls_key in the configuration."""
-    from .tls import make_self_signed
+    from devicectl.web.tls import make_self_signed
 
     try:
         make_self_signed(cert, key, name, days)
@@ -161,7 +159,7 @@ def mqtt_config(
     bind: str = typer.Option("127.0.0.1", help="Listener address."),
 ) -> None:
     """Write the shipped Mosquitto config, ACL and a password file with fresh passwords."""
-    from .broker import write_config
+    from devicectl.mqtt.broker import write_config
 
     passwords = write_config(directory, port, bind)
     typer.echo(f"wrote {directory}/mosquitto.conf, acl, passwd: run `mosquitto -c {directory}/mosquitto.conf`")
@@ -189,7 +187,7 @@ def _service_url(service: Optional[str], config: Optional[Path]) -> Optional[str
     if service:
         return service
     if config is not None:
-        from .calibrate_remote import service_url_from_config
+        from devicectl.calibration.remote import service_url_from_config
 
         return service_url_from_config(config)
     return None
@@ -231,14 +229,14 @@ def calibrate_laser_cmd(
     """Laser in SERVICE mode, EM-1 in the beam: emitted-energy gain and monitor error."""
     url = _service_url(service, config)
     if url is not None:
-        from .calibrate_remote import run_remote_calibration
+        from devicectl.calibration.remote import run_remote_calibration
 
         raise typer.Exit(run_remote_calibration(url, device, user, pin, {
             "setpoints": _int_list(setpoints, "setpoint"), "pulses": pulses, "rate": rate}))
     if not port or not meter:
         raise typer.BadParameter("give --service URL (or --config) to calibrate through the running service, "
                                  "or --port and --meter for a bench without a service")
-    from .calibrate_cli import run_calibration
+    from devicectl.calibration.standalone import run_calibration
 
     raise typer.Exit(run_calibration("laser", port, meter, user, pin, data_dir, valid_days,
                                      _reference(reference_serial, reference_due, reference_certificate),
@@ -266,14 +264,14 @@ def calibrate_cryo_cmd(
     """RT-1 clamped on the tip: the tip sensor's offset."""
     url = _service_url(service, config)
     if url is not None:
-        from .calibrate_remote import run_remote_calibration
+        from devicectl.calibration.remote import run_remote_calibration
 
         raise typer.Exit(run_remote_calibration(url, device, user, pin, {
             "targets": _int_list(targets, "target"), "freeze": freeze}))
     if not port or not thermometer:
         raise typer.BadParameter("give --service URL (or --config) to calibrate through the running service, "
                                  "or --port and --thermometer for a bench without a service")
-    from .calibrate_cli import run_calibration
+    from devicectl.calibration.standalone import run_calibration
 
     raise typer.Exit(run_calibration("cryo", port, thermometer, user, pin, data_dir, valid_days,
                                      _reference(reference_serial, reference_due, reference_certificate),
@@ -294,7 +292,7 @@ def audit_verify(data_dir: Path = typer.Option(Path("data"), help="Folder of the
     and its signed checkpoints (a cut tail, a missing checkpoint)."""
     import sqlite3
 
-    from .audit import default_checkpoint_file, default_key_file, load_key, verify
+    from devicectl.core.audit import default_checkpoint_file, default_key_file, load_key, verify
 
     path = data_dir / "devicectl.sqlite3"
     if not path.exists():

@@ -18,12 +18,13 @@ from typing import Any
 
 import uvicorn
 
-from . import broker, heap, loopguard
-from .api import create_app
-from .config import DeviceConfig, MqttConfig, Settings
-from .procs import PortTaken, die_with_parent, require_free_port
-from .service import Service
-from .tls import StrictTransportSecurity
+from devicectl.core import heap, loopguard
+from devicectl.core.config import DeviceConfig, MqttConfig, Settings
+from devicectl.core.procs import PortTaken, die_with_parent, require_free_port
+from devicectl.core.service import Service
+from devicectl.mqtt import broker
+from devicectl.web.api import create_app
+from devicectl.web.tls import StrictTransportSecurity
 
 
 def start_bench(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
@@ -150,7 +151,7 @@ async def _serve(settings: Settings, addresses: dict[str, Any]) -> int:
     # CPU) are built and loaded before the devices start: nothing long on the loop while they link up
     app = create_app(service, manage_lifecycle=False)
     if addresses:  # the simulator panel: only against the simulated bench
-        from .sim_panel import install as install_sim_panel
+        from devicectl.web.sim_panel import install as install_sim_panel
 
         install_sim_panel(app, service, addresses)
     tls = settings.tls_cert is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from devicectl.calibration import leave_laser_safe
+from devicectl.calibration.procedures import leave_laser_safe
 from devicectl.client import energy_meter, laser
 from drivers.events import Pulse
 

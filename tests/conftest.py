@@ -2,7 +2,7 @@
 
 In the in-process service tests (FastAPI's TestClient runs the service's loop in a thread) every
 callback of an event loop is timed; one over ``SLOW_CALLBACK_MS`` fails the test that caused it
-(devicectl/loopguard.py). Subprocess tests get the same guard through ``DEVICECTL_SLOW_CALLBACK_MS``
+(devicectl/core/loopguard.py). Subprocess tests get the same guard through ``DEVICECTL_SLOW_CALLBACK_MS``
 (tests/service_harness.py). Fix what it finds: never raise the threshold.
 """
 
@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pytest
 
-from devicectl import heap, loopguard
+from devicectl.core import heap, loopguard
 
 SLOW_CALLBACK_MS = 5.0
 

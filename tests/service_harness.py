@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import httpx
 
-from devicectl.procs import die_with_parent
+from devicectl.core.procs import die_with_parent
 from simulators.backdoor import remote_call
 
 
@@ -81,7 +81,7 @@ class ServiceProcess:
             [sys.executable, "-m", "devicectl.cli", "serve", "--config", str(self.config)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             preexec_fn=die_with_parent,  # a killed test run leaves no service behind
-            # the loop guard (devicectl/loopguard.py): every callback over 5 ms is written to slow-callbacks.log
+            # the loop guard (devicectl/core/loopguard.py): every callback over 5 ms is written to slow-callbacks.log
             env={**os.environ, "PYTHONUNBUFFERED": "1", "DEVICECTL_SLOW_CALLBACK_MS": str(SLOW_CALLBACK_MS)},
         )
         assert self.proc.stdout is not None

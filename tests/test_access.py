@@ -13,12 +13,12 @@ from fastapi.testclient import TestClient
 from starlette.routing import Mount
 from starlette.websockets import WebSocketDisconnect
 
-from devicectl import sim_panel
-from devicectl.sessions import plan_to_json
+from devicectl.core.config import load_settings
+from devicectl.core.service import Service
+from devicectl.core.sessions import plan_to_json
+from devicectl.web import sim_panel
+from devicectl.web.api import create_app
 from safety.plans import Indication, Ink, PlanRequest, load_protocols, plan_treatment
-from devicectl.api import create_app
-from devicectl.config import load_settings
-from devicectl.service import Service
 
 P, T, A = "practitioner", "technician", "admin"
 ANY = {P, T, A}
@@ -181,3 +181,26 @@ def test_every_route_has_a_row_and_each_role_gets_exactly_its_rows(tmp_path: Pat
                     if e["action"] == "refused"]
         assert {e["actor"] for e in refusals} >= {"pat", "tech", "kim", "new"}  # every refusal audited
 
+
+
+def test_home_shows_patient_and_site_only_to_the_practitioner_whose_session_it_is(tmp_path: Path) -> None:
+    service = Service(load_settings(None, data_dir=tmp_path))
+    with TestClient(create_app(service)) as client:
+        pin = service.first_admin_pin or ""
+        admin = log_in(client, "admin", pin)
+        assert client.post("/api/me/pin", json={"old_pin": pin, "new_pin": "480913"}, headers=admin).status_code == 200
+        viewers = {"pat": new_user(client, admin, "pat", P, "4827"), "kim": new_user(client, admin, "kim", P, "6150"),
+                   "tech": new_user(client, admin, "tech", T, "3916"), "admin": admin}
+        patient = client.post("/api/patients", headers=viewers["pat"]).json()["patient_id"]
+        plan = plan_to_json(plan_treatment(PlanRequest(Indication("tattoo"), 2, False, 2.0, "back", frozenset({Ink("black")})),
+                                           load_protocols()))
+        service.store.write_sync(lambda conn: conn.execute(
+            "INSERT INTO sessions (patient_id, device, modality, site, plan, state, created, practitioner)"
+            " VALUES (?, 'laser', 'laser', 'back', ?, 'planned', 0, 'pat')", (patient, plan)))
+        for name, headers in viewers.items():
+            (line,) = client.get("/api/overview", headers=headers).json()["open_sessions"]
+            assert line["practitioner"] == "pat" and line["device"] == "laser"  # everyone sees the device is taken
+            if name == "pat":
+                assert line["own"] and line["patient_id"] == patient and line["site"] == "back"
+            else:
+                assert not line["own"] and "patient_id" not in line and "site" not in line, name

@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from devicectl.api import create_app
-from devicectl.config import load_settings
-from devicectl.service import Service
+from devicectl.core.config import load_settings
+from devicectl.core.service import Service
+from devicectl.web.api import create_app
 from tests.service_harness import measured_calibration
 
 

@@ -3,7 +3,7 @@ both simulated units connected, patients and sessions (planned, active, ended) p
 input is a clear 4xx, never a 5xx. Only the service's own validation errors are 422; anything
 unexpected is a 500, which fails here.
 
-Cases are positive (valid by the schema) and negative (invalid). Each operation is called as a role its access rule allows (devicectl/access.py: a refused 403
+Cases are positive (valid by the schema) and negative (invalid). Each operation is called as a role its access rule allows (devicectl/web/access.py: a refused 403
 would stop the handler at the door) and path parameters mostly name things that exist (a
 session, a patient, a device), so handlers run past their 404s.
 
@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from devicectl.access import rule
+from devicectl.web.access import rule
 from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess, laser_session, set_up_users
 
 EXAMPLES = int(os.environ.get("DEVICECTL_FUZZ_EXAMPLES", "25"))

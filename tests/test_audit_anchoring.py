@@ -15,10 +15,10 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from devicectl.api import create_app
-from devicectl.audit import default_checkpoint_file, default_key_file
-from devicectl.config import load_settings
-from devicectl.service import Service
+from devicectl.core.audit import default_checkpoint_file, default_key_file
+from devicectl.core.config import load_settings
+from devicectl.core.service import Service
+from devicectl.web.api import create_app
 
 EVERY = 5
 LEGACY = Path(__file__).parent / "fixtures" / "devicectl-ab2778b.sqlite3"

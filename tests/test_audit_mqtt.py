@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from devicectl import broker
-from devicectl.audit import default_checkpoint_file
+from devicectl.core.audit import default_checkpoint_file
+from devicectl.mqtt import broker
 from tests.service_harness import BenchProcess, ServiceProcess, set_up_users
 from tests.test_mqtt import BASE, Broker, retained
 

@@ -13,8 +13,8 @@ from typing import Iterator
 
 import pytest
 
-from devicectl.bench_errors import BenchError, explain_instrument, open_instrument
-from devicectl.calibration import calibrate_cryo, calibrate_laser
+from devicectl.calibration.bench_errors import BenchError, explain_instrument, open_instrument
+from devicectl.calibration.procedures import calibrate_cryo, calibrate_laser
 from drivers import CryoDriver, LaserDriver
 from drivers.scpi import AsyncInstrument, EnergyMeter
 from tests.service_harness import BenchProcess, free_port
@@ -95,7 +95,7 @@ def test_the_standalone_command_prints_the_explanation(bench: BenchProcess, tmp_
 
 
 def test_the_standalone_command_explains_an_unreachable_meter(bench: BenchProcess, tmp_path: Path) -> None:
-    from devicectl.calibrate_cli import run_calibration
+    from devicectl.calibration.standalone import run_calibration
     from tests.service_harness import ServiceProcess, set_up_users
 
     service = ServiceProcess(tmp_path, bench).start()

@@ -9,10 +9,10 @@ from typing import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from devicectl.api import create_app
-from devicectl.config import load_settings
-from devicectl.guard import weak_pin
-from devicectl.service import Service
+from devicectl.core.config import load_settings
+from devicectl.core.guard import weak_pin
+from devicectl.core.service import Service
+from devicectl.web.api import create_app
 
 
 class Clock:
@@ -58,7 +58,8 @@ def practitioner(client: TestClient, admin_headers: dict[str, str], pin: str = "
 
 def test_a_stranger_cannot_lock_staff_out(app: tuple[TestClient, Service, Clock]) -> None:
     client, service, clock = app
-    practitioner(client, admin(client, service))
+    admin_headers = admin(client, service)
+    practitioner(client, admin_headers)
     from_address(client, "10.0.0.66")  # the reception PC, someone guessing
     codes = []
     for _ in range(7):
@@ -67,6 +68,11 @@ def test_a_stranger_cannot_lock_staff_out(app: tuple[TestClient, Service, Clock]
     assert codes[:4] == [401] * 4 and codes[4:] == [423] * 3
     from_address(client, "10.0.0.20")  # the treatment-room screen: pat logs in as ever
     log_in(client, "pat", "4827")
+    users = {u["name"]: u for u in client.get("/api/users", headers=admin_headers).json()}
+    assert not users["pat"]["locked"] and [lock["client"] for lock in users["pat"]["locked_from"]] == ["10.0.0.66"]
+    assert 0 < users["pat"]["locked_from"][0]["seconds_left"] <= 15 * 60  # the admin sees where from, and how long
+    assert client.post("/api/users/pat/unlock", headers=admin_headers).status_code == 200
+    assert client.get("/api/users", headers=admin_headers).json()[-1]["locked_from"] == []
 
 
 def test_guessing_from_one_address_is_slowed_with_retry_after(app: tuple[TestClient, Service, Clock]) -> None:

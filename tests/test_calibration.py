@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from devicectl.calibrate_cli import run_calibration
-from devicectl.calibration import CryoPoint, LaserPoint, analyse_cryo, analyse_laser
+from devicectl.calibration.procedures import CryoPoint, LaserPoint, analyse_cryo, analyse_laser
+from devicectl.calibration.standalone import run_calibration
 from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess, set_up_users
 
 

@@ -13,17 +13,18 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devicectl import calibration, calibration_records
-from devicectl.api import create_app
-from devicectl.calibration import CryoPoint, LaserPoint, analyse_cryo, analyse_laser
-from devicectl.calibration_records import (
+from devicectl.calibration import procedures as calibration
+from devicectl.calibration import records as calibration_records
+from devicectl.calibration.procedures import CryoPoint, LaserPoint, analyse_cryo, analyse_laser
+from devicectl.calibration.records import (
     CalibrationError,
     check_results,
     record_calibration,
     usable_monitor_correction,
 )
-from devicectl.config import DeviceConfig, load_settings
-from devicectl.service import Service
+from devicectl.core.config import DeviceConfig, load_settings
+from devicectl.core.service import Service
+from devicectl.web.api import create_app
 from simulators.host import SimulatorHost, SimulatorThread
 from simulators.units import build_unit
 from tests.service_harness import ALL_CHECKED, measured_calibration

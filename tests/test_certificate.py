@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from devicectl.calibration import CryoPoint, LaserPoint, analyse_cryo, analyse_laser
-from devicectl.certificate import certificate_pdf, chromium, write_certificate
+from devicectl.calibration.certificate import certificate_pdf, chromium, write_certificate
+from devicectl.calibration.procedures import CryoPoint, LaserPoint, analyse_cryo, analyse_laser
 
 DEVICE = {"vendor": "Simulated Lasers", "model": "QS-1064", "serial": "QS1064-0001", "firmware": "2.4.1"}
 METER = {"role": "meter", "resource": "TCPIP::10.0.0.20::5025::SOCKET", "vendor": "Radiometrix", "model": "EM-1",

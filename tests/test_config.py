@@ -9,7 +9,7 @@ from typing import Iterator
 import pytest
 from pydantic import ValidationError
 
-from devicectl.config import ConfigError, Settings, load_settings
+from devicectl.core.config import ConfigError, Settings, load_settings
 from devicectl.serve import simulated_settings
 
 

@@ -13,9 +13,9 @@ from typing import Any, Iterator
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from devicectl.auth import User
-from devicectl.consoles import Consoles
-from devicectl.hub import Hub
+from devicectl.core.auth import User
+from devicectl.core.consoles import Consoles
+from devicectl.core.hub import Hub
 from tests.service_harness import (
     ALL_CHECKED,
     Api,

@@ -6,7 +6,7 @@ import configparser
 import tomllib
 from pathlib import Path
 
-from devicectl.config import Settings
+from devicectl.core.config import Settings
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 

@@ -20,8 +20,8 @@ from drivers import (
     LinkLost,
     NotAllowedInState,
     NotConnected,
-    Preempted,
     OutOfRange,
+    Preempted,
     RequestTimeout,
     UnknownCommand,
 )

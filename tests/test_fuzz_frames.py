@@ -8,7 +8,17 @@ from typing import Any
 
 from drivers.events import DeviceEvent, LineNoise
 from drivers.laser import LaserDriver
-from drivers.lineproto import BadFrame, ErrorReply, Event, FrameSplitter, Reply, Request, decode, encode, make_fields
+from drivers.lineproto import (
+    BadFrame,
+    ErrorReply,
+    Event,
+    FrameSplitter,
+    Reply,
+    Request,
+    decode,
+    encode,
+    make_fields,
+)
 from drivers.lineproto.errors import FrameError
 from simulators.virtual import VirtualUnit
 

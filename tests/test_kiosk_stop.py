@@ -7,10 +7,10 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from devicectl.api import create_app
-from devicectl.config import load_settings
-from devicectl.kiosk import KIOSK_STOPS_PER_WINDOW, KioskStopGate
-from devicectl.service import Service
+from devicectl.core.config import load_settings
+from devicectl.core.service import Service
+from devicectl.web.api import create_app
+from devicectl.web.kiosk import KIOSK_STOPS_PER_WINDOW, KioskStopGate
 
 
 def test_a_kiosk_stops_without_a_token_or_with_an_expired_one_and_is_audited(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from devicectl import heap, loopguard
+from devicectl.core import heap, loopguard
 
 
 def _spin_cpu(seconds: float) -> None:

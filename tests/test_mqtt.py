@@ -16,8 +16,15 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from devicectl import broker
-from tests.service_harness import ALL_CHECKED, BenchProcess, ServiceProcess, laser_session, ready, set_up_users
+from devicectl.mqtt import broker
+from tests.service_harness import (
+    ALL_CHECKED,
+    BenchProcess,
+    ServiceProcess,
+    laser_session,
+    ready,
+    set_up_users,
+)
 
 pytestmark = pytest.mark.skipif(broker.mosquitto_binary() is None, reason="`make test` installs mosquitto")
 BASE = "devicectl/clinic"
@@ -200,3 +207,26 @@ def test_replies_go_only_to_the_requesters_reply_topic_and_commands_name_their_u
     rows = db.execute("SELECT actor, action FROM audit WHERE action IN ('stop', 'mqtt.reply.refused') ORDER BY id").fetchall()
     db.close()
     assert rows == [("mqtt:operator", "mqtt.reply.refused"), ("mqtt:operator", "stop")]
+
+
+def test_a_monitor_reading_everything_does_not_see_an_operators_replies(world) -> None:  # type: ignore[no-untyped-def]
+    mqtt, bench, service = world
+
+    async def both() -> tuple[dict[str, Any] | None, list[str]]:
+        seen: list[str] = []
+        async with mqtt.client("monitor") as monitor:
+            await monitor.subscribe("devicectl/#", qos=1)
+
+            async def watch() -> None:
+                async for message in monitor.messages:
+                    seen.append(str(message.topic))
+
+            watching = asyncio.get_running_loop().create_task(watch())
+            reply = await command(mqtt, "operator", {"command": "status"})
+            await asyncio.sleep(1.0)  # a bound on delivery: the reply was published before the operator read it
+            watching.cancel()
+        return reply, seen
+
+    reply, seen = asyncio.run(both())
+    assert reply is not None and reply["ok"] is True
+    assert seen and not any(topic.startswith("devicectl/reply/") for topic in seen), seen

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from devicectl.broker import mosquitto_binary
+from devicectl.mqtt.broker import mosquitto_binary
 from tests.service_harness import free_port
 
 

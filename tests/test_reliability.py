@@ -8,7 +8,15 @@ import sys
 import time
 from pathlib import Path
 
-from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess, laser_session, ready, set_up_users
+from tests.service_harness import (
+    ALL_CHECKED,
+    Api,
+    BenchProcess,
+    ServiceProcess,
+    laser_session,
+    ready,
+    set_up_users,
+)
 
 
 def cryo_session(api: Api) -> int:

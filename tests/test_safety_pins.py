@@ -41,7 +41,6 @@ from safety.hazards import Hazard
 from safety.laser_kernel import LaserKernel
 from safety.plans import (
     DEFAULT_TABLE,
-    edit_plan,
     CryoPlan,
     Indication,
     Ink,
@@ -49,11 +48,21 @@ from safety.plans import (
     Modality,
     PlanRefused,
     PlanRequest,
+    edit_plan,
     fluence_j_cm2,
     plan_treatment,
 )
 from tests.safety_scenarios import (
-    CONTEXT, CRYO_PLAN, GOOD, LASER_PLAN, TODAY, armed_laser, cryo_request, freezing_cryo, has, pulse,
+    CONTEXT,
+    CRYO_PLAN,
+    GOOD,
+    LASER_PLAN,
+    TODAY,
+    armed_laser,
+    cryo_request,
+    freezing_cryo,
+    has,
+    pulse,
 )
 
 #: the protocol table read as plain data, to compute expected values without the planner's code

@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from safety.checklist import Calibration, ChecklistAnswers, ChecklistContext, PreviousSession, TestSpot, aftercare, open_items
+from safety.checklist import (
+    Calibration,
+    ChecklistAnswers,
+    ChecklistContext,
+    PreviousSession,
+    TestSpot,
+    aftercare,
+    open_items,
+)
 from safety.hazards import Hazard
 from safety.plans import (
     DEFAULT_TABLE,

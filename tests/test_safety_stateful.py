@@ -33,11 +33,11 @@ from safety.facts import (
     PulseSeen,
     Reconfirmed,
     Role,
+    SessionOpened,
     SpotSeen,
     StopRequested,
     TipSeen,
     WatchdogSeen,
-    SessionOpened,
 )
 from safety.laser_kernel import LaserKernel
 from safety.plans import edit_plan

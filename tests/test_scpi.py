@@ -10,12 +10,18 @@ from typing import Iterator
 import pytest
 
 from drivers import CryoDriver, LaserDriver
-from drivers.scpi import OVERRANGE, AsyncInstrument, EnergyMeter, InstrumentError, InstrumentTimeout, ReferenceThermometer
+from drivers.scpi import (
+    OVERRANGE,
+    AsyncInstrument,
+    EnergyMeter,
+    InstrumentError,
+    InstrumentTimeout,
+    ReferenceThermometer,
+)
 from simulators.bench import Bench, build_bench
 from simulators.host import SimulatorThread
 from simulators.scpi.instruments import EnergyMeter as EnergyMeterSim
 from simulators.scpi.instruments import ReferenceThermometer as ThermometerSim
-
 
 # ----------------------------------------------------------------------------- parser, no I/O
 

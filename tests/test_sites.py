@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from devicectl.store import Store
+from devicectl.core.store import Store
 from safety import sites
 from safety.checklist import ChecklistContext, PreviousSession, open_items
 from safety.plans import Indication, Ink, Modality, PlanRequest, load_protocols, plan_treatment

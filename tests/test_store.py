@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from devicectl import migrations
-from devicectl.audit import AuditLog, verify
-from devicectl.store import Store
+from devicectl.core import migrations
+from devicectl.core.audit import AuditLog, verify
+from devicectl.core.store import Store
 
 LEGACY = Path(__file__).parent / "fixtures" / "devicectl-ab2778b.sqlite3"
 

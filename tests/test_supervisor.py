@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from devicectl.config import DeviceConfig
-from devicectl.hub import Hub
-from devicectl.supervisor import DeviceSupervisor
+from devicectl.core.config import DeviceConfig
+from devicectl.core.hub import Hub
+from devicectl.core.supervisor import DeviceSupervisor
 from drivers import DriverError
 from safety import facts as F
 from safety.cryo_kernel import CryoKernel

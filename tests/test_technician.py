@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from devicectl.fault_clear import FAULTS
+from devicectl.core.fault_clear import FAULTS
 from tests.service_harness import (
     ADMIN_PIN,
     ALL_CHECKED,

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devicectl.config import ConfigError, load_settings
-from devicectl.tls import make_self_signed
+from devicectl.core.config import ConfigError, load_settings
+from devicectl.web.tls import make_self_signed
 from tests.service_harness import free_port
 
 

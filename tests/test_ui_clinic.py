@@ -17,7 +17,16 @@ from typing import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess, free_port, laser_session, new_user, ready
+from tests.service_harness import (
+    ALL_CHECKED,
+    Api,
+    BenchProcess,
+    ServiceProcess,
+    free_port,
+    laser_session,
+    new_user,
+    ready,
+)
 from tests.test_ui import CHROMIUM, browser, checklist, login, page, plan, shot, system  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is installed by `make test`")

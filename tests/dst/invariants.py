@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from devicectl.audit import verify
+from devicectl.core.audit import verify
 from safety.cryo_kernel import BACKUP_MARGIN_S
 from safety.decisions import AllowArm, AllowFreeze, Lockout, Pause, Stop
 

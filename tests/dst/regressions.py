@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from devicectl.sessions import SessionError
+from devicectl.core.sessions import SessionError
 
 from .invariants import CHECKS
 from .world import ALL_CHECKED, CHECKS_PENDING_FIX, PRACTITIONER, SECOND_PRACTITIONER, World

@@ -14,7 +14,7 @@ import asyncio
 import random
 from typing import Any
 
-from devicectl.auth import User
+from devicectl.core.auth import User
 
 from .world import ALL_CHECKED, CRYO_INDICATIONS, PRACTITIONER, SECOND_PRACTITIONER, STOP_ORIGINS, World
 

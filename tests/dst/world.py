@@ -25,14 +25,14 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from devicectl.audit import AuditLog
-from devicectl.auth import Accounts, AuthError, User
-from devicectl.calibration_records import record_calibration
-from devicectl.config import DeviceConfig
-from devicectl.hub import Hub
-from devicectl.sessions import SessionError, Sessions
-from devicectl.store import Store
-from devicectl.supervisor import DeviceSupervisor
+from devicectl.calibration.records import record_calibration
+from devicectl.core.audit import AuditLog
+from devicectl.core.auth import Accounts, AuthError, User
+from devicectl.core.config import DeviceConfig
+from devicectl.core.hub import Hub
+from devicectl.core.sessions import SessionError, Sessions
+from devicectl.core.store import Store
+from devicectl.core.supervisor import DeviceSupervisor
 from drivers.events import Pulse
 from safety.plans import load_protocols
 from simulators.units import build_unit

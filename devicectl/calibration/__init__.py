@@ -1,0 +1,1 @@
+"""Calibration: procedures, runs inside the service, records, certificates, the calibrate command."""

@@ -1,0 +1,1 @@
+"""The service's core: supervisors, sessions, records, accounts and the audit log."""

@@ -1,0 +1,1 @@
+"""MQTT: the bridge to clinic systems and the shipped Mosquitto broker."""
