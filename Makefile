@@ -38,9 +38,9 @@ system-deps:
 	fi
 
 # Static checks before the tests: ruff (pyproject.toml) over the code it already passes on, mypy
-# strict on safety/ and drivers/ ([tool.mypy]). devicectl/ and the other tests join LINT_PATHS once
+# strict on safety/ and drivers/ ([tool.mypy]). The tests outside tests/dst join LINT_PATHS once
 # they pass.
-LINT_PATHS := safety drivers simulators bench tests/dst
+LINT_PATHS := safety drivers simulators devicectl examples bench tests/dst
 
 test: lock-check venv system-deps
 	$(BIN)/ruff check $(LINT_PATHS)

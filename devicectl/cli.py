@@ -7,7 +7,7 @@ import signal
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -25,7 +25,7 @@ class Cryogen(str, Enum):
     LN2 = "LN2"
 
 
-def _port_option(help_text: str) -> Optional[int]:
+def _port_option(help_text: str) -> int | None:
     return typer.Option(None, min=0, max=65535, help=help_text)
 
 
@@ -39,10 +39,10 @@ async def _until_signalled() -> None:
 
 @sim_app.command("laser")
 def sim_laser(
-    tcp: Optional[int] = _port_option("Also serve the line on TCP (0 picks a free port)."),
-    backdoor: Optional[int] = _port_option("Serve the JSON-lines backdoor on this port (0: free)."),
+    tcp: int | None = _port_option("Also serve the line on TCP (0 picks a free port)."),
+    backdoor: int | None = _port_option("Serve the JSON-lines backdoor on this port (0: free)."),
     seed: int = typer.Option(0, help="Seed of the simulated noise."),
-    link: Optional[str] = typer.Option(None, help="Symlink this path to the pty (stable across replugs)."),
+    link: str | None = typer.Option(None, help="Symlink this path to the pty (stable across replugs)."),
     serial: str = typer.Option("QS1064-0001", help="Serial number reported by IDN?."),
 ) -> None:
     """The Q-switched laser QS-1064 on a pty (and TCP)."""
@@ -51,10 +51,10 @@ def sim_laser(
 
 @sim_app.command("cryo")
 def sim_cryo(
-    tcp: Optional[int] = _port_option("Also serve the line on TCP (0 picks a free port)."),
-    backdoor: Optional[int] = _port_option("Serve the JSON-lines backdoor on this port (0: free)."),
+    tcp: int | None = _port_option("Also serve the line on TCP (0 picks a free port)."),
+    backdoor: int | None = _port_option("Serve the JSON-lines backdoor on this port (0: free)."),
     seed: int = typer.Option(0, help="Seed of the simulated noise."),
-    link: Optional[str] = typer.Option(None, help="Symlink this path to the pty (stable across replugs)."),
+    link: str | None = typer.Option(None, help="Symlink this path to the pty (stable across replugs)."),
     cryogen: Cryogen = typer.Option(Cryogen.N2O, help="Cryogen of the unit."),
     serial: str = typer.Option("CP2-0001", help="Serial number reported by IDN?."),
 ) -> None:
@@ -62,7 +62,7 @@ def sim_cryo(
     _serve("cryo", tcp, backdoor, seed, link, serial=serial, cryogen=cryogen.value)
 
 
-def _serve(kind: str, tcp: Optional[int], backdoor: Optional[int], seed: int, link: Optional[str], **options: str) -> None:
+def _serve(kind: str, tcp: int | None, backdoor: int | None, seed: int, link: str | None, **options: str) -> None:
     async def main() -> None:
         unit, door = build_unit(kind, seed=seed, **options)  # type: ignore[arg-type]
         host = SimulatorHost(unit, door, link=link, tcp_port=tcp, backdoor_port=backdoor)
@@ -82,7 +82,7 @@ def sim_bench(
     tcp: bool = typer.Option(False, help="Also serve the laser and cryo lines on TCP."),
     meter_port: int = typer.Option(0, min=0, max=65535, help="TCP port of the energy meter (0: free)."),
     thermometer_port: int = typer.Option(0, min=0, max=65535, help="TCP port of the thermometer (0: free)."),
-    link_dir: Optional[str] = typer.Option(None, help="Symlink DIR/laser and DIR/cryo to the ptys."),
+    link_dir: str | None = typer.Option(None, help="Symlink DIR/laser and DIR/cryo to the ptys."),
     json_line: bool = typer.Option(False, "--json", help="Print the addresses as one JSON line."),
 ) -> None:
     """Laser, cryo, energy meter and thermometer on one simulated bench."""
@@ -109,11 +109,11 @@ def sim_bench(
 
 @app.command("serve")
 def serve(
-    config: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="TOML configuration file."),
+    config: Path | None = typer.Option(None, exists=True, dir_okay=False, help="TOML configuration file."),
     simulate: bool = typer.Option(False, help="Start the simulated bench and run against it."),
-    host: Optional[str] = typer.Option(None, help="HTTP bind address (default 127.0.0.1)."),
-    port: Optional[int] = typer.Option(None, min=0, max=65535, help="HTTP port (default 8000)."),
-    data_dir: Optional[Path] = typer.Option(None, help="Folder of the database (default ./data)."),
+    host: str | None = typer.Option(None, help="HTTP bind address (default 127.0.0.1)."),
+    port: int | None = typer.Option(None, min=0, max=65535, help="HTTP port (default 8000)."),
+    data_dir: Path | None = typer.Option(None, help="Folder of the database (default ./data)."),
 ) -> None:
     """Run the service: devices under the safety kernel, records, API and touchscreen."""
     from devicectl.serve import run_service
@@ -183,7 +183,7 @@ def _int_list(text: str, what: str) -> list[int]:
     return values
 
 
-def _service_url(service: Optional[str], config: Optional[Path]) -> Optional[str]:
+def _service_url(service: str | None, config: Path | None) -> str | None:
     if service:
         return service
     if config is not None:
@@ -199,7 +199,7 @@ REFERENCE_DUE = typer.Option(None, formats=["%Y-%m-%d"], help="Standalone bench:
 REFERENCE_CERTIFICATE = typer.Option(None, help="Standalone bench: the number of the reference instrument's certificate.")
 
 
-def _reference(serial: Optional[str], due: Optional[datetime], certificate: Optional[str]) -> dict[str, Any]:
+def _reference(serial: str | None, due: datetime | None, certificate: str | None) -> dict[str, Any]:
     return {"serial": serial, "calibration_due": due.date().isoformat() if due else None, "certificate": certificate}
 
 
@@ -210,10 +210,10 @@ CONFIG_OPTION = typer.Option(None, "--config", exists=True, dir_okay=False,
 
 @calibrate_app.command("laser")
 def calibrate_laser_cmd(
-    port: Optional[str] = typer.Option(None, help="The laser's serial port (standalone bench, no service)."),
-    meter: Optional[str] = typer.Option(None, help="VISA resource of the energy meter EM-1 (standalone bench)."),
-    service: Optional[str] = SERVICE_OPTION,
-    config: Optional[Path] = CONFIG_OPTION,
+    port: str | None = typer.Option(None, help="The laser's serial port (standalone bench, no service)."),
+    meter: str | None = typer.Option(None, help="VISA resource of the energy meter EM-1 (standalone bench)."),
+    service: str | None = SERVICE_OPTION,
+    config: Path | None = CONFIG_OPTION,
     device: str = typer.Option("laser", help="The device's name in the service."),
     user: str = typer.Option(..., help="Technician's user name."),
     pin: str = typer.Option(..., prompt=True, hide_input=True, envvar="DEVICECTL_PIN", help="Technician's PIN."),
@@ -222,9 +222,9 @@ def calibrate_laser_cmd(
     pulses: int = typer.Option(10, min=2, max=100, help="Pulses per setpoint."),
     rate: float = typer.Option(5.0, min=0.5, max=10.0, help="Pulse rate in Hz."),
     valid_days: int = typer.Option(180, min=1, max=730, help="Days the calibration stays valid."),
-    reference_serial: Optional[str] = REFERENCE_SERIAL,
-    reference_due: Optional[datetime] = REFERENCE_DUE,
-    reference_certificate: Optional[str] = REFERENCE_CERTIFICATE,
+    reference_serial: str | None = REFERENCE_SERIAL,
+    reference_due: datetime | None = REFERENCE_DUE,
+    reference_certificate: str | None = REFERENCE_CERTIFICATE,
 ) -> None:
     """Laser in SERVICE mode, EM-1 in the beam: emitted-energy gain and monitor error."""
     url = _service_url(service, config)
@@ -245,11 +245,11 @@ def calibrate_laser_cmd(
 
 @calibrate_app.command("cryo")
 def calibrate_cryo_cmd(
-    port: Optional[str] = typer.Option(None, help="The cryo unit's serial port (standalone bench, no service)."),
-    thermometer: Optional[str] = typer.Option(None, help="VISA resource of the reference thermometer RT-1 "
+    port: str | None = typer.Option(None, help="The cryo unit's serial port (standalone bench, no service)."),
+    thermometer: str | None = typer.Option(None, help="VISA resource of the reference thermometer RT-1 "
                                               "(standalone bench)."),
-    service: Optional[str] = SERVICE_OPTION,
-    config: Optional[Path] = CONFIG_OPTION,
+    service: str | None = SERVICE_OPTION,
+    config: Path | None = CONFIG_OPTION,
     device: str = typer.Option("cryo", help="The device's name in the service."),
     user: str = typer.Option(..., help="Technician's user name."),
     pin: str = typer.Option(..., prompt=True, hide_input=True, envvar="DEVICECTL_PIN", help="Technician's PIN."),
@@ -257,9 +257,9 @@ def calibrate_cryo_cmd(
     targets: str = typer.Option("-30,-50", help="Target temperatures in degC."),
     freeze: float = typer.Option(6.0, min=2.0, max=30.0, help="Freeze time per target in s."),
     valid_days: int = typer.Option(180, min=1, max=730, help="Days the calibration stays valid."),
-    reference_serial: Optional[str] = REFERENCE_SERIAL,
-    reference_due: Optional[datetime] = REFERENCE_DUE,
-    reference_certificate: Optional[str] = REFERENCE_CERTIFICATE,
+    reference_serial: str | None = REFERENCE_SERIAL,
+    reference_due: datetime | None = REFERENCE_DUE,
+    reference_certificate: str | None = REFERENCE_CERTIFICATE,
 ) -> None:
     """RT-1 clamped on the tip: the tip sensor's offset."""
     url = _service_url(service, config)

@@ -7,7 +7,7 @@ STOP) or directly against the devices when the service is not using them (``lase
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -25,7 +25,7 @@ class ServiceClient:
     def __init__(self, url: str = "http://127.0.0.1:8000", timeout: float = 10.0) -> None:
         self.http = httpx.Client(base_url=url, timeout=timeout)
 
-    def __enter__(self) -> "ServiceClient":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -32,7 +32,7 @@ def start_bench(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "devicectl.cli", "sim", "bench", "--json", "--link-dir", str(link_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
-        preexec_fn=die_with_parent,  # the simulated bench dies with the service, even by kill -9
+        preexec_fn=die_with_parent,  # noqa: PLW1509 (one prctl call through ctypes)  # the simulated bench dies with the service, even by kill -9
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()

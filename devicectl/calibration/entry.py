@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,7 @@ def _numbers(values: Any, where: str) -> list[float]:
         raise SessionError(f"{where}: a list of 1-{MAX_SAMPLES} measured values", 422)
     out = []
     for value in values:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) > 1e6:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or abs(value) > 1e6 or not math.isfinite(value):
             raise SessionError(f"{where}: {value!r} is not a measured value", 422)
         out.append(float(value))
     return out
@@ -78,7 +79,7 @@ def analyse_points(kind: str, serial: str, points: list[dict[str, Any]]) -> Any:
 
 
 class CalibrationEntries:
-    def __init__(self, service: "Service") -> None:
+    def __init__(self, service: Service) -> None:
         self.service = service
 
     async def record_measured(self, user: User, kind: str, serial: str, points: list[dict[str, Any]],

@@ -18,8 +18,9 @@ import asyncio
 import contextlib
 import statistics
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from pydantic import ValidationError
 from pyvisa.errors import VisaIOError

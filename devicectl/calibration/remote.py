@@ -37,7 +37,7 @@ def run_remote_calibration(url: str, device: str, user: str, pin: str, options: 
                            timeout_s: float = 600.0) -> int:
     try:
         client = ServiceClient(url)
-    except Exception as exc:  # a malformed URL
+    except Exception as exc:  # noqa: BLE001 (a malformed URL, whatever the client library raises: reported, exit 3)
         console.print(f"[red]the service at {url} cannot be used:[/red] {exc}")
         return 3
     with client:
@@ -46,7 +46,7 @@ def run_remote_calibration(url: str, device: str, user: str, pin: str, options: 
         except ServiceError as exc:
             console.print(f"[red]refused:[/red] {exc}")
             return 2
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (reported with the next step, exit 3)
             console.print(f"[red]the service at {url} is not reachable[/red] ({exc}). Next: start it "
                           "(`systemctl start devicectl`) or give its URL with --service; without a service, give "
                           "--port and the instrument instead")

@@ -24,7 +24,7 @@ from devicectl.calibration.procedures import Result, calibrate_cryo, calibrate_l
 from devicectl.calibration.records import expiry
 from devicectl.core.auth import User
 from devicectl.core.sessions import SessionError
-from drivers import CryoDriver, LaserDriver
+from drivers import CryoDriver, DriverError, LaserDriver
 from drivers.scpi import AsyncInstrument
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class CalibrationRun:
 
 
 class CalibrationRuns:
-    def __init__(self, service: "Service") -> None:
+    def __init__(self, service: Service) -> None:
         self.service = service
         self.runs: dict[int, CalibrationRun] = {}
         self._ids = itertools.count(1)
@@ -188,7 +188,7 @@ class CalibrationRuns:
     async def _device_identity(self, supervisor: Any) -> dict[str, Any]:
         try:
             idn = await supervisor.driver.idn()
-        except Exception:
+        except DriverError:  # the unit was identified at link-up: the certificate names it from then
             return {"serial": supervisor.status.serial, "model": supervisor.status.model}
         return {"vendor": idn.vendor, "model": idn.model, "serial": idn.serial, "firmware": idn.fw}
 

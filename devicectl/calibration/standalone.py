@@ -44,13 +44,13 @@ def run_calibration(kind: str, port: str, instrument: str, user: str, pin: str, 
         audit.append(user, "calibration.interrupted", kind=kind, port=port)
         console.print("[yellow]interrupted: the device was left safe (stopped, service mode off); nothing recorded[/yellow]")
         return 130
-    except Exception as exc:  # a device or instrument problem: reported, recorded as refused, never swallowed
+    except Exception as exc:  # noqa: BLE001 (a device or instrument problem: reported, recorded as refused, never swallowed)
         exc = explain_device(exc, kind, port)  # what, where, the likely cause, the next step
         audit.append(user, "calibration.aborted", kind=kind, port=port, error=str(exc))
         console.print(f"[red]calibration aborted:[/red] {exc}")
         return 3
     expires_on = expiry(valid_days)
-    certificate, plot = write_certificate(data_dir / "certificates", result, user, expires_on)
+    certificate, _plot = write_certificate(data_dir / "certificates", result, user, expires_on)
     record_calibration(store, audit, user, result.serial, kind, result.passed, result.results, expires_on, str(certificate))
     _summary(result, certificate, expires_on)
     return 0 if result.passed else 1

@@ -32,10 +32,11 @@ import os
 import secrets
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from devicectl.core.store import Store
 
@@ -214,7 +215,7 @@ class AuditLog:
 
         return await self.store.read(read)
 
-    async def verify(self) -> "Verification":
+    async def verify(self) -> Verification:
         """``verify`` on a read connection, off the event loop."""
         return await self.store.read(lambda conn: verify(conn, self.audit_key, self.checkpoints, self.every))
 

@@ -164,7 +164,7 @@ class Settings(BaseSettings):
         return devices
 
     @model_validator(mode="after")
-    def one_device_per_port(self) -> "Settings":
+    def one_device_per_port(self) -> Settings:
         owners: dict[str, int] = {}
         for index, device in enumerate(self.devices):
             first = owners.setdefault(port_identity(device.port), index)
@@ -178,7 +178,7 @@ class Settings(BaseSettings):
 
 
     @model_validator(mode="after")
-    def tls_on_the_lan(self) -> "Settings":
+    def tls_on_the_lan(self) -> Settings:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key: give both (or neither)")
         for key in ("tls_cert", "tls_key"):

@@ -43,7 +43,7 @@ class _Arm:
 
 
 class Consoles:
-    def __init__(self, service: "Service") -> None:
+    def __init__(self, service: Service) -> None:
         self.service = service
         self._sockets: dict[str, int] = {}  #: token digest -> open WebSockets
         self._arms: dict[str, _Arm] = {}  #: device -> who armed it (or started its freeze)

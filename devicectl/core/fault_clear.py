@@ -75,14 +75,14 @@ def advice_for(code: str, text: str) -> dict[str, Any]:
     return {"code": code, "text": text, "cause": known.cause, "what_to_do": known.what_to_do}
 
 
-def _supervisor(service: "Service", device: str) -> "DeviceSupervisor":
+def _supervisor(service: Service, device: str) -> DeviceSupervisor:
     supervisor = service.supervisors.get(device)
     if supervisor is None:
         raise SessionError(f"no device named {device!r}", 404)
     return supervisor
 
 
-def _usable(supervisor: "DeviceSupervisor") -> None:
+def _usable(supervisor: DeviceSupervisor) -> None:
     name = supervisor.config.name
     if supervisor.status.refused:
         raise SessionError(supervisor.status.refused)
@@ -90,7 +90,7 @@ def _usable(supervisor: "DeviceSupervisor") -> None:
         raise SessionError(f"{name} is not connected: check its cable and power; it reconnects by itself")
 
 
-async def read_fault(service: "Service", user: User, device: str) -> dict[str, Any]:
+async def read_fault(service: Service, user: User, device: str) -> dict[str, Any]:
     """``FAULT?`` in words; a practitioner is told to call a technician."""
     supervisor = _supervisor(service, device)
     _usable(supervisor)
@@ -112,7 +112,7 @@ async def read_fault(service: "Service", user: User, device: str) -> dict[str, A
     return out
 
 
-def _blocked_by(supervisor: "DeviceSupervisor") -> str | None:
+def _blocked_by(supervisor: DeviceSupervisor) -> str | None:
     if supervisor.session_id is not None:
         return (f"session {supervisor.session_id} is open on {supervisor.config.name}: end it first "
                 "(a fault is never cleared under a treatment)")
@@ -121,7 +121,7 @@ def _blocked_by(supervisor: "DeviceSupervisor") -> str | None:
     return None
 
 
-async def clear_fault(service: "Service", user: User, device: str, reason: str) -> dict[str, Any]:
+async def clear_fault(service: Service, user: User, device: str, reason: str) -> dict[str, Any]:
     """Clear the latched fault with the technician's reason; verify the unit afterwards."""
     supervisor = _supervisor(service, device)
     if user.role != "technician":

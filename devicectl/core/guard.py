@@ -19,9 +19,10 @@ The in-memory counters start empty at each start of the service (the stored per-
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 FREE_FAILURES = 5
 MAX_DELAY_S = 15 * 60
@@ -40,7 +41,7 @@ def weak_pin(pin: str, role: str, previous: str | None = None) -> str | None:
         return f"a{'n admin' if role == 'admin' else ''} PIN is {low}-{PIN_DIGITS[1]} digits"
     if len(set(pin)) == 1:
         return "a PIN of one digit repeated is guessed first: choose another"
-    steps = {(int(b) - int(a)) % 10 for a, b in zip(pin, pin[1:])}
+    steps = {(int(b) - int(a)) % 10 for a, b in itertools.pairwise(pin)}
     if steps in ({1}, {9}):
         return "a run of digits (1234, 9876) is guessed first: choose another"
     if previous is not None and pin == previous:

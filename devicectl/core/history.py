@@ -50,7 +50,7 @@ def _session_summary(row: Any, viewer: User | None = None) -> dict[str, Any]:
     return summary
 
 
-async def overview(service: "Service", viewer: User) -> dict[str, Any]:
+async def overview(service: Service, viewer: User) -> dict[str, Any]:
     snaps = [(s.snapshot(), s.session_id) for s in service.supervisors.values()]
 
     def read(conn: sqlite3.Connection) -> dict[str, Any]:
@@ -68,7 +68,7 @@ async def overview(service: "Service", viewer: User) -> dict[str, Any]:
     return await service.store.read(read)
 
 
-async def close_interrupted(service: "Service", user: User, session_id: int) -> dict[str, Any]:
+async def close_interrupted(service: Service, user: User, session_id: int) -> dict[str, Any]:
     """An interrupted session (the service stopped during it) is closed by a practitioner after
     review: ended, its outcome kept as "interrupted: ...", with the pulses and freezes recorded."""
     service.accounts.require(user, "practitioner", action="session.close")
@@ -90,7 +90,7 @@ async def close_interrupted(service: "Service", user: User, session_id: int) -> 
     return await service.sessions.get(session_id)
 
 
-async def cancel_planned(service: "Service", user: User, session_id: int) -> dict[str, Any]:
+async def cancel_planned(service: Service, user: User, session_id: int) -> dict[str, Any]:
     """A planned session that will not be treated: cancelled (never started, nothing recorded)."""
     service.accounts.require(user, "practitioner", action="session.cancel")
     row = await service.store.read(lambda conn: conn.execute("SELECT state FROM sessions WHERE id = ?", (session_id,)).fetchone())
@@ -109,7 +109,7 @@ async def cancel_planned(service: "Service", user: User, session_id: int) -> dic
     return await service.sessions.get(session_id)
 
 
-def install(app: "FastAPI", service: "Service") -> None:
+def install(app: FastAPI, service: Service) -> None:
     from fastapi import Depends
 
     from devicectl.web.api import current_user  # the app's own login dependency

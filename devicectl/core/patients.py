@@ -80,7 +80,7 @@ def last_plan(conn: sqlite3.Connection, patient_id: str, site: str) -> dict[str,
     return None
 
 
-def install(app: "FastAPI", service: "Service") -> None:
+def install(app: FastAPI, service: Service) -> None:
     from fastapi import Depends
 
     from devicectl.web.api import current_user

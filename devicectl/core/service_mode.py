@@ -34,11 +34,11 @@ if TYPE_CHECKING:
 
 
 class ServiceModes:
-    def __init__(self, service: "Service") -> None:
+    def __init__(self, service: Service) -> None:
         self.service = service
         self.reasons: dict[str, str] = {}
 
-    def _supervisor(self, device: str) -> "DeviceSupervisor":
+    def _supervisor(self, device: str) -> DeviceSupervisor:
         supervisor = self.service.supervisors.get(device)
         if supervisor is None:
             raise SessionError(f"no device named {device!r}", 404)
@@ -119,7 +119,7 @@ class ServiceModes:
         return self.status(device) | {"stop_confirmed": confirmed}
 
     @staticmethod
-    async def _make_safe(supervisor: "DeviceSupervisor") -> bool:
+    async def _make_safe(supervisor: DeviceSupervisor) -> bool:
         if not supervisor.driver.connected:
             return False
         confirmed = await supervisor.stop_and_confirm("service mode left")

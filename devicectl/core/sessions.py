@@ -13,8 +13,9 @@ import json
 import secrets
 import sqlite3
 import time
+from collections.abc import Awaitable
 from datetime import date
-from typing import Any, Awaitable
+from typing import Any
 
 from devicectl.calibration.records import usable_monitor_correction
 from devicectl.core.audit import AuditLog
@@ -305,7 +306,7 @@ class Sessions:
         return self._stop_result(user, origin, names, confirmations)
 
     async def _stop_result(self, user: User, origin: str, names: list[str],
-                           confirmations: list["asyncio.Future[bool]"]) -> dict[str, list[str]]:
+                           confirmations: list[asyncio.Future[bool]]) -> dict[str, list[str]]:
         results = await asyncio.gather(*confirmations)
         stopped = [name for name, ok in zip(names, results) if ok]
         unconfirmed = [name for name, ok in zip(names, results) if not ok]
@@ -352,7 +353,7 @@ class Sessions:
         """End the session: STOP first; its outcome says what happened. It never ends
         "completed" while the unit was not confirmed safe."""
         self.accounts.require(user, "practitioner", action="session.end")
-        row, supervisor = await self._active(session_id)
+        _, supervisor = await self._active(session_id)
         device = supervisor.config.name
         try:
             _, confirmed = await supervisor.run_decisions(F.SessionClosed(supervisor.clock()))

@@ -35,8 +35,9 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from devicectl.core import loopguard
 from devicectl.core.migrations import migrate
@@ -77,7 +78,7 @@ def connect(path: Path, on_loop_allowed: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def _settle(outcomes: list[tuple["asyncio.Future[Any]", bool, Any]]) -> None:
+def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
     for future, ok, value in outcomes:
         if future.cancelled():
             continue
@@ -131,7 +132,7 @@ class Store:
             return
         self._queue.put((work, None, None))
 
-    def write(self, work: Work) -> "asyncio.Future[Any]":
+    def write(self, work: Work) -> asyncio.Future[Any]:
         """Enqueue ``work``; the future is done (with ``work``'s result) once its group is committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
@@ -142,7 +143,7 @@ class Store:
         self._queue.put((work, future, loop))
         return future
 
-    def submit(self, work: Work) -> "concurrent.futures.Future[Any]":
+    def submit(self, work: Work) -> concurrent.futures.Future[Any]:
         """``write`` for any thread (no event loop needed)."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         if self.inline:
@@ -167,7 +168,7 @@ class Store:
         """Wait until everything queued before this call is committed."""
         await self.write(lambda conn: None)
 
-    def transaction(self) -> "_Transaction":
+    def transaction(self) -> _Transaction:
         """A transaction on the writer's connection, on the caller's thread (the writer waits for it).
         For synchronous callers off the event loop only (CLI, tests, a worker thread)."""
         return _Transaction(self)
@@ -219,7 +220,7 @@ class Store:
                 self.commits += 1
                 self._committed(conn)
                 return results
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 (the writer never dies: the failure goes to the caller's future)
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 if len(works) == 1:
@@ -231,7 +232,7 @@ class Store:
                     conn.execute("SAVEPOINT unit")
                     try:
                         outcomes.append((True, work(conn)))
-                    except Exception as exc:
+                    except Exception as exc:  # noqa: BLE001 (this unit's failure is its caller's; the group goes on)
                         conn.execute("ROLLBACK TO unit")
                         outcomes.append((False, exc))
                     conn.execute("RELEASE unit")
@@ -240,7 +241,7 @@ class Store:
                 self.commits += 1
                 self._committed(conn)
                 return outcomes
-            except Exception as exc:  # the commit itself failed (disk full, I/O error): nothing of the group stored
+            except Exception as exc:  # noqa: BLE001 (the commit itself failed, disk full or I/O: nothing of the group stored)
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 return [(False, exc)] * len(works)

@@ -19,8 +19,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -426,7 +427,7 @@ class DeviceSupervisor:
         self.hub.publish({"type": "alarm", "device": self.config.name, "message": alarm, "detail": problems})
         self._publish_status()
 
-    def stop_and_confirm(self, origin: str) -> "asyncio.Future[bool]":
+    def stop_and_confirm(self, origin: str) -> asyncio.Future[bool]:
         """A person's STOP, decided now (before this returns); the future tells whether the
         unit confirmed its safe state."""
         self.handle(F.StopRequested(origin, self.clock()))

@@ -175,7 +175,7 @@ class _Channel(_Connection):
                 topic, payload, retain = await asyncio.wait_for(self.queue.get(), 1.0)
                 await client.publish(topic, payload, qos=1 if retain else 0, retain=retain)
                 self.bridge.published += 1
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             if supervisor.status.connected != last_link:
                 last_link = supervisor.status.connected
@@ -235,7 +235,7 @@ class _Control(_Connection):
         try:
             request = json.loads(payload)
             if not isinstance(request, dict):
-                raise ValueError("a command is a JSON object")
+                raise TypeError("a command is a JSON object")
             command = request.get("command")
         except (ValueError, TypeError, UnicodeDecodeError) as exc:
             return {"ok": False, "error": f"not a command: {exc}"}

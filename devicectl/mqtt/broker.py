@@ -67,7 +67,8 @@ def start_broker(directory: Path, port: int) -> subprocess.Popen[bytes]:
     if binary is None:
         raise FileNotFoundError("mosquitto is not installed")
     proc = subprocess.Popen([binary, "-c", str(directory / "mosquitto.conf")], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, preexec_fn=die_with_parent)  # dies with the service
+                            stderr=subprocess.PIPE,
+                            preexec_fn=die_with_parent)  # noqa: PLW1509 (one prctl call through ctypes: dies with the service)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -123,7 +123,7 @@ def _practitioner_knows_patient(conn: sqlite3.Connection, patient_id: str, name:
         "SELECT 1 FROM sessions WHERE patient_id = ? AND practitioner = ? LIMIT 1", (patient_id, name)).fetchone() is not None
 
 
-def install(service: "Service") -> Any:
+def install(service: Service) -> Any:
     """The app-wide dependency enforcing ``POLICY`` (FastAPI ``dependencies=[Depends(...)]``)."""
     from devicectl.web.api import current_user, token_of
 

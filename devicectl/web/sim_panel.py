@@ -52,7 +52,7 @@ def check(kind: str, body: SimBody) -> dict[str, Any]:
     return {"code": body.code}
 
 
-def install(app: "FastAPI", service: "Service", addresses: dict[str, Any]) -> None:
+def install(app: FastAPI, service: Service, addresses: dict[str, Any]) -> None:
     """Add the panel's routes (before the touchscreen's static files, which answer everything else)."""
     from fastapi import Depends
 

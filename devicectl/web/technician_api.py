@@ -72,7 +72,7 @@ class ExternalCalibrationBody(_Body):
     passed: bool
 
 
-def register(app: FastAPI, service: Service, Auth: Any) -> None:  # noqa: N803 (the API's dependency type)
+def register(app: FastAPI, service: Service, Auth: Any) -> None:
     entries = CalibrationEntries(service)
 
     @app.post("/api/calibrations/measured", status_code=201)

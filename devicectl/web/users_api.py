@@ -20,7 +20,7 @@ class ResetPinBody(BaseModel):
     pin: str = Field(max_length=32, description="a one-time PIN: the user chooses their own at the next login")
 
 
-def install(app: "FastAPI", service: "Service") -> None:
+def install(app: FastAPI, service: Service) -> None:
     from fastapi import Depends
 
     from devicectl.web.api import current_user

@@ -37,7 +37,7 @@ def version(path: Path) -> str | None:
         conn.close()
 
 
-def config() -> "object":
+def config() -> object:
     from alembic.config import Config
 
     cfg = Config()
