@@ -361,6 +361,33 @@ def _cryo_plan(request: PlanRequest, table: ProtocolTable) -> CryoPlan | PlanRef
     )
 
 
+# ----------------------------------------------------------------------------- courses
+
+#: A tattoo course raises fluence step by step: a session may go at most this factor above the last
+#: session's fluence on the same site (and never above the plan's cap). The literature gives the
+#: ceiling (up to 10 J/cm² at 1064 nm over up to 9 sessions, clinical-reference.md) but not the step;
+#: 1.25 reaches the dark-ink cap from the default in three sessions. A product rule (H02).
+COURSE_STEP = 1.25
+
+
+def continue_course(plan: LaserPlan, last: LaserPlan) -> LaserPlan:
+    """The next session of a tattoo course on the same site: it starts from the last session's
+    energy and may be raised (``edit_plan``) by one step at most. Other plans, or a course whose
+    protocol or spot changed (another ink, darker skin), are returned as they are."""
+    if not plan.protocol.startswith("tattoo") or last.protocol != plan.protocol or last.spot_mm != plan.spot_mm:
+        return plan
+    step_fluence = min(plan.fluence_cap_j_cm2, last.fluence_j_cm2 * COURSE_STEP)
+    energy_cap = max(DEVICE_ENERGY_MIN_MJ, min(plan.energy_cap_mj, energy_for_fluence_mj(step_fluence, plan.spot_mm)))
+    energy = max(DEVICE_ENERGY_MIN_MJ, min(last.energy_mj, energy_cap))
+    return replace(
+        plan, energy_mj=energy, energy_cap_mj=energy_cap, fluence_j_cm2=round(fluence_j_cm2(energy, plan.spot_mm), 2),
+        fluence_cap_j_cm2=round(fluence_j_cm2(energy_cap, plan.spot_mm), 2),
+        warnings=(*plan.warnings, f"next session of a course on this site: starts from the last session's "
+                  f"{last.fluence_j_cm2} J/cm²; at most {round(fluence_j_cm2(energy_cap, plan.spot_mm), 2)} J/cm² "
+                  "this session (one step)"),
+    )
+
+
 # ----------------------------------------------------------------------------- edits
 
 _LASER_EDITABLE = {"energy_mj", "rate_hz", "pulse_budget"}

@@ -131,3 +131,29 @@ def test_a_patients_history_by_site_with_course_numbers_and_the_next_date(system
     assert other != first
     admin.call("GET", f"/api/patients/{patient}/history", 403)  # patients are the practitioners'
     pat.call("GET", "/api/patients/P-NOBODY/history", 404)
+
+
+def test_a_tattoo_course_starts_from_the_last_session_and_rises_one_step_at_most(system: System) -> None:
+    bench, service, admin, pat = system
+    patient = pat.call("POST", "/api/patients", 201)["patient_id"]
+    body = {"patient_id": patient, "device": "laser", "indication": "tattoo", "skin_type": 2, "area_cm2": 1.0,
+            "site": "forearm:left", "inks": ["black"]}
+    first = pat.call("POST", "/api/sessions", 201, json=body)
+    default = {k: first["plan"][k] for k in ("energy_mj", "energy_cap_mj")}
+    assert first["plan"]["fluence_cap_j_cm2"] == 8.0  # no course yet: the protocol's cap
+    pat.call("POST", f"/api/sessions/{first['id']}/edit", json={"energy_mj": 320})  # 4.53 J/cm² with the 3 mm spot
+    pat.call("PUT", f"/api/sessions/{first['id']}/checklist", json=ALL_CHECKED)
+    pat.call("POST", f"/api/sessions/{first['id']}/start")
+    pat.call("POST", f"/api/sessions/{first['id']}/end")
+    second_session = pat.call("POST", "/api/sessions", 201, json=body)
+    second = second_session["plan"]
+    assert second["energy_mj"] == 320  # from the last session's setting
+    too_much = pat.call("POST", f"/api/sessions/{second_session['id']}/edit", 422, json={"energy_mj": 600})
+    assert "energy must be" in too_much["error"] and too_much["hazard"] == "H02"
+    pat.call("POST", f"/api/sessions/{second_session['id']}/edit", json={"energy_mj": second["energy_cap_mj"]})
+    assert second["fluence_cap_j_cm2"] == pytest.approx(4.53 * 1.25, abs=0.02)  # one step, well under the 8.0 cap
+    assert any("one step" in w for w in second["warnings"])
+    other_site = pat.call("POST", "/api/sessions", 201, json=body | {"site": "back"})["plan"]
+    assert {k: other_site[k] for k in default} == default  # another site: no course
+    red = pat.call("POST", "/api/sessions", 201, json=body | {"inks": ["red"]})["plan"]
+    assert red["wavelength_nm"] == 532 and red["fluence_cap_j_cm2"] == 4.0  # another ink: another protocol, no course

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from safety.checklist import (
 )
 from safety.hazards import Hazard
 from safety.plans import (
+    COURSE_STEP,
     DEFAULT_TABLE,
     CryoPlan,
     Indication,
@@ -29,6 +31,7 @@ from safety.plans import (
     PlanRefused,
     PlanRequest,
     ProtocolTableError,
+    continue_course,
     edit_plan,
     fluence_j_cm2,
     load_protocols,
@@ -267,3 +270,36 @@ def test_aftercare_sheets() -> None:
     assert "8 weeks" in laser_sheet
     cryo_sheet = " ".join(aftercare(_plan(Indication.AGE_WART)))
     assert "blister" in cryo_sheet and "2-3 weeks" in cryo_sheet and "2 weeks" in cryo_sheet
+
+
+def test_a_tattoo_course_rises_one_step_at_most_and_never_above_the_cap() -> None:
+    request = PlanRequest(Indication("tattoo"), 2, False, 2.0, "arm", frozenset({Ink("black")}))
+    fresh = plan_treatment(request, TABLE)
+    assert isinstance(fresh, LaserPlan)
+    last = edit_plan(fresh, energy_mj=fresh.energy_cap_mj - 20)  # near the cap last time
+    assert isinstance(last, LaserPlan)
+    course = continue_course(fresh, last)
+    assert course.energy_mj == last.energy_mj and course.energy_cap_mj == fresh.energy_cap_mj  # the cap bounds the step
+    low = edit_plan(fresh, energy_mj=100)
+    assert isinstance(low, LaserPlan)
+    course = continue_course(fresh, low)
+    assert course.energy_mj == 100 and course.fluence_cap_j_cm2 <= round(low.fluence_j_cm2 * COURSE_STEP, 2)
+    assert isinstance(edit_plan(course, energy_mj=course.energy_cap_mj + 1), PlanRefused)
+    sensitive = plan_treatment(PlanRequest(Indication("tattoo"), 2, True, 2.0, "arm", frozenset({Ink("black")})),
+                               TABLE)
+    assert isinstance(sensitive, LaserPlan)
+    assert continue_course(sensitive, last).energy_cap_mj <= sensitive.energy_cap_mj  # today's caps still rule
+    spots = plan_treatment(PlanRequest(Indication("age_spot"), 2, False, 1.0, "arm"), TABLE)
+    assert isinstance(spots, LaserPlan) and continue_course(spots, last) == spots  # only tattoo courses
+
+
+@given(last_fluence=st.floats(0.5, 12.0), sensitive=st.booleans(), skin=st.integers(1, 6))
+def test_a_course_never_exceeds_its_plans_cap_nor_one_step(last_fluence: float, sensitive: bool, skin: int) -> None:
+    request = PlanRequest(Indication("tattoo"), skin, sensitive, 2.0, "arm", frozenset({Ink("black")}))
+    plan = plan_treatment(request, TABLE)
+    assert isinstance(plan, LaserPlan)
+    energy = max(10, min(int(last_fluence * 70.68), 2000))  # 3 mm spot: 0.0707 cm²
+    last = dataclasses.replace(plan, energy_mj=energy, fluence_j_cm2=round(fluence_j_cm2(energy, plan.spot_mm), 2))
+    course = continue_course(plan, last)
+    assert course.energy_cap_mj <= plan.energy_cap_mj and course.energy_mj <= course.energy_cap_mj
+    assert course.fluence_cap_j_cm2 <= max(round(last.fluence_j_cm2 * COURSE_STEP, 2) + 0.01, fluence_j_cm2(10, plan.spot_mm) + 0.01)

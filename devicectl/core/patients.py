@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from devicectl.core.auth import User
-from devicectl.core.sessions import SessionError, course_number
+from devicectl.core.sessions import SessionError, course_number, last_treated
 from safety import sites
 
 if TYPE_CHECKING:
@@ -69,15 +69,13 @@ def history(conn: sqlite3.Connection, patient_id: str) -> dict[str, Any] | None:
 def last_plan(conn: sqlite3.Connection, patient_id: str, site: str) -> dict[str, Any] | None:
     """The last treated session's request and settings on this site (what a new plan starts from)."""
     key = sites.normalise(site)
-    rows = conn.execute("SELECT * FROM sessions WHERE patient_id = ? AND opened IS NOT NULL ORDER BY id DESC",
-                        (patient_id,)).fetchall()
-    for row in rows:
-        if sites.same_site(row["site_key"] or row["site"], key):
-            plan = json.loads(row["plan"])
-            return {"session": row["id"], "device": row["device"], "site_key": row["site_key"] or key,
-                    "request": json.loads(row["request"]) if row["request"] else None,
-                    "settings": {k: plan.get(k) for k in SETTINGS.get(row["modality"], ())}}
-    return None
+    row = last_treated(conn, patient_id, key)
+    if row is None:
+        return None
+    plan = json.loads(row["plan"])
+    return {"session": row["id"], "device": row["device"], "site_key": row["site_key"] or key,
+            "request": json.loads(row["request"]) if row["request"] else None,
+            "settings": {k: plan.get(k) for k in SETTINGS.get(row["modality"], ())}}
 
 
 def install(app: FastAPI, service: Service) -> None:

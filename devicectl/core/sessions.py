@@ -45,6 +45,7 @@ from safety.plans import (
     PlanRefused,
     PlanRequest,
     ProtocolTable,
+    continue_course,
     edit_plan,
     plan_treatment,
 )
@@ -60,6 +61,16 @@ class SessionError(Exception):
         super().__init__(message)
         self.status = status
         self.hazard = hazard
+
+
+def last_treated(conn: sqlite3.Connection, patient_id: str, site_key: str, modality: str | None = None) -> Any:
+    """The patient's last treated (opened) session on this site, of ``modality`` if given, or None."""
+    rows = conn.execute("SELECT * FROM sessions WHERE patient_id = ? AND opened IS NOT NULL ORDER BY id DESC",
+                        (patient_id,)).fetchall()
+    for row in rows:
+        if sites.same_site(row["site_key"] or row["site"], site_key) and modality in (None, row["modality"]):
+            return row
+    return None
 
 
 def plan_to_json(plan: Plan) -> str:
@@ -148,6 +159,12 @@ class Sessions:
             raise SessionError(plan.reason, 422, plan.hazard.value)
         if plan.modality.value != supervisor.config.type:
             raise SessionError(f"{plan.indication.value} is treated with the {plan.modality.value}, not {device}", 422)
+        if isinstance(plan, LaserPlan):  # a tattoo course on this site: from the last session's energy, one step up at most
+            last = await self.store.read(lambda conn: last_treated(conn, patient_id, site_key, "laser"))
+            if last is not None:
+                previous = plan_from_json(last["plan"])
+                if isinstance(previous, LaserPlan):
+                    plan = continue_course(plan, previous)
         planned = plan
         now = time.time()
 
