@@ -10,11 +10,9 @@ from pathlib import Path
 import pytest
 
 from devicectl.core.audit import default_checkpoint_file
-from devicectl.mqtt import broker
 from tests.service_harness import BenchProcess, ServiceProcess, set_up_users
 from tests.test_mqtt import BASE, Broker, retained
 
-pytestmark = pytest.mark.skipif(broker.mosquitto_binary() is None, reason="`make test` installs mosquitto")
 
 
 def test_each_checkpoint_is_published_retained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

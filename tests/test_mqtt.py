@@ -26,7 +26,6 @@ from tests.service_harness import (
     set_up_users,
 )
 
-pytestmark = pytest.mark.skipif(broker.mosquitto_binary() is None, reason="`make test` installs mosquitto")
 BASE = "devicectl/clinic"
 
 

@@ -14,7 +14,6 @@ from tests.service_harness import BenchProcess, ServiceProcess, set_up_users
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is installed by `make test`")
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ SHOTS = Path(os.environ.get("DEVICECTL_SCREENSHOTS") or tempfile.mkdtemp(prefix=
 ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--disable-gpu", "--no-first-run"]
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is installed by `make test`")
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,6 @@ from tests.service_harness import (
 )
 from tests.test_ui import CHROMIUM, browser, checklist, login, page, plan, shot, system  # noqa: F401 (fixtures)
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is installed by `make test`")
 
 System = tuple[BenchProcess, ServiceProcess]
 

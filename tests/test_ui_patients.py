@@ -17,7 +17,6 @@ from tests.test_patients_api import ADMIN_PIN, PRACTITIONER_PIN, clinic_users, t
 from tests.test_ui import CHROMIUM, browser, checklist, shot  # noqa: F401 (fixtures)
 from tests.test_ui_clinic import touch_targets
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is installed by `make test`")
 
 System = tuple[BenchProcess, ServiceProcess, Api, Api]
 
