@@ -27,6 +27,10 @@ def test_each_checkpoint_is_published_retained(tmp_path: Path, monkeypatch: pyte
         published = json.loads(asyncio.run(retained(mqtt, "monitor", [topic], wait=10))[topic])
         written = [json.loads(line) for line in default_checkpoint_file(service.data_dir).read_text().splitlines()]
         assert published in written and published["id"] % 3 == 0 and published["sig"]
+        service.stop()  # the shutdown's checkpoint (the head, whatever its id) is published too
+        last = json.loads(default_checkpoint_file(service.data_dir).read_text().splitlines()[-1])
+        assert last["id"] > published["id"]
+        assert json.loads(asyncio.run(retained(mqtt, "monitor", [topic], wait=10))[topic]) == last
     finally:
         service.stop()
         bench.stop()

@@ -76,12 +76,12 @@ class Service:
             self._heap_keeper.cancel()
         await self.calibration_runs.close()  # each procedure leaves its unit safe
         await self.consoles.close()
-        if self.mqtt is not None:
-            await self.mqtt.stop()
         for supervisor in self.supervisors.values():
             await supervisor.close()
         await self.audit.append("system", "service.stopped")
-        await self.audit.checkpoint()  # the head, signed, in the checkpoint file: a cut tail shows
+        await self.audit.checkpoint()  # the head, signed, in the checkpoint file (and over MQTT): a cut tail shows
+        if self.mqtt is not None:
+            await self.mqtt.stop()  # after the last checkpoint: its publication is awaited, then "offline"
         await asyncio.to_thread(self.store.close)  # the writer commits what is queued, then stops
 
     def devices(self) -> list[dict[str, Any]]:

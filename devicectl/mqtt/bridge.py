@@ -29,6 +29,7 @@ from devicectl.core.config import MqttConfig
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 2000
 BACKOFF_S = (0.2, 5.0)
+STOP_FLUSH_S = 3.0  #: at most this long at shutdown for the last audit checkpoint to reach the broker
 
 
 class MqttBridge:
@@ -55,6 +56,9 @@ class MqttBridge:
         self._tasks = [loop.create_task(c.run()) for c in (*self.channels.values(), self.control)]
 
     async def stop(self) -> None:
+        publishing = [task for task in self._tasks if not task.done()]
+        if publishing:  # the shutdown's audit checkpoint, on its way to the broker: let it arrive (bounded)
+            await asyncio.wait(publishing, timeout=STOP_FLUSH_S)
         for channel in (*self.channels.values(), self.control):
             await channel.close()
         for task in self._tasks:
