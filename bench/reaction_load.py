@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -116,16 +118,29 @@ async def clients(url: str, token: str, sids: list[int], sockets: int, rate: flo
             async for _ in ws:
                 received[0] += 1
 
+    health: list[float] = []  # /api/health round trips (the original figure), ms
+
     async def requests() -> None:
         paths = [f"/api/sessions/{sid}" for sid in sids] + ["/api/devices", "/api/health", "/api/me"]
         async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
             n = 0
             start = time.monotonic()
             while True:
-                await client.get(paths[n % len(paths)])
+                path = paths[n % len(paths)]
+                sent = time.perf_counter()
+                await client.get(path)
+                if path == "/api/health":
+                    health.append((time.perf_counter() - sent) * 1000)
                 n += 1
                 await asyncio.sleep(max(0.0, start + n / rate - time.monotonic()))
 
+    def report(*_: Any) -> None:
+        values = sorted(health) or [float("nan")]
+        print(json.dumps({"n": len(health), "p50": statistics.median(values), "max": values[-1],
+                          "p99": values[min(len(values) - 1, int(len(values) * 0.99))]}), flush=True)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, report)  # the benchmark ends the clients: they say what they measured
     await asyncio.gather(requests(), *[screen() for _ in range(sockets)])
 
 
@@ -195,7 +210,8 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
             for i, sid in enumerate(sids):
                 await fire(api, pat, lasers, i, sid, service)
             load = await asyncio.to_thread(subprocess.Popen, [sys.executable, str(HERE), "clients", url,
-                                                              pat["Authorization"][7:], ",".join(map(str, sids))])
+                                                              pat["Authorization"][7:], ",".join(map(str, sids))],
+                                           stdout=subprocess.PIPE, text=True)
             await asyncio.sleep(2.0)  # screens connected, requests flowing, every laser firing
             fired_before = sum((await lasers.call("fired"))["fired"])
             started = time.monotonic()
@@ -226,9 +242,12 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
             fired_total = sum((await lasers.call("fired"))["fired"])
             recorded = await service.store.read(lambda conn: conn.execute("SELECT COUNT(*) FROM pulses WHERE seen = 1").fetchone()[0])
     finally:
+        health = {"n": 0, "p50": float("nan"), "p99": float("nan"), "max": float("nan")}
         if load is not None:
             load.terminate()
-            load.wait()
+            out, _ = load.communicate()
+            with contextlib.suppress(ValueError, IndexError):
+                health = json.loads(out.strip().splitlines()[-1])
         server.should_exit = True
         if serving is not None:
             await serving
@@ -239,7 +258,8 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     reactions.sort()
     return {"delay_ms": delay_ms, "rate_hz": rate, "pulses_per_s": fired / elapsed, "fired": fired_total, "recorded": recorded,
             "missed": missed, "p50": statistics.median(reactions) * 1000, "max": reactions[-1] * 1000,
-            "p99": reactions[min(len(reactions) - 1, int(len(reactions) * 0.99))] * 1000, "trials": len(reactions)}
+            "p99": reactions[min(len(reactions) - 1, int(len(reactions) * 0.99))] * 1000, "trials": len(reactions),
+            "health": health}
 
 
 async def fire(api: Any, headers: dict[str, str], lasers: Farm, unit: int, sid: int, service: Any) -> None:
@@ -301,6 +321,11 @@ def main() -> int:
         print(f"{label:<34} {row['p50']:>7.2f} {row['p99']:>7.2f} {row['max']:>7.2f} {row['missed']:>6} "
               f"{row['pulses_per_s']:>8.1f} {row['fired']:>6} {row['recorded']:>8}", flush=True)
     normal, slow = rows
+    print("/api/health round trip meanwhile (the client's clock, ms):")
+    for row in rows:
+        label = "normal" if not row["delay_ms"] else f"every commit {row['delay_ms']:.0f} ms slower"
+        h = row["health"]
+        print(f"  {label:<32} p50 {h['p50']:.2f}  p99 {h['p99']:.2f}  max {h['max']:.2f}  ({h['n']} requests)")
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; lock-outs acknowledged while re-arming: "
           f"{len(LOCKOUTS)}{' (' + LOCKOUTS[0] + ')' if LOCKOUTS else ''}")
     ok = max(normal["p99"], slow["p99"]) <= 1.0 and slow["p99"] <= 1.2 * normal["p99"]
