@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,7 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     import httpx
     import uvicorn
 
+    from devicectl.core import loopguard
     from devicectl.core.config import DeviceConfig, MqttConfig, load_settings
     from devicectl.core.loopguard import SWITCH_INTERVAL_S
     from devicectl.core.service import Service
@@ -156,6 +158,18 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     from devicectl.web.api import create_app
 
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # as devicectl serve runs
+    # what holds the loop when an interlock opens: every callback over 0.5 ms of CPU, by kind
+    held: dict[str, list[float]] = {}
+
+    def note_held(what: str, seconds: float) -> None:
+        first = what.split("\n")[0]
+        if " serving " in first:  # a request: by its method and the route's first segments
+            method, path = first.split(" serving ")[1].split(" ", 1)
+            kind = f"request {method} /" + "/".join(path.strip("/").split("/")[:2])
+        else:
+            kind = first.split(" at ")[0][:80]
+        held.setdefault(kind, []).append(seconds * 1000)
+
     lasers = Farm(units)
     mqtt_dir = root / "mqtt"
     mqtt_port = broker.free_port()
@@ -214,6 +228,7 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
                                            stdout=subprocess.PIPE, text=True)
             await asyncio.sleep(2.0)  # screens connected, requests flowing, every laser firing
             fired_before = sum((await lasers.call("fired"))["fired"])
+            guard = loopguard.install(0.0005, note_held, threading.get_ident())  # the trials only
             started = time.monotonic()
             reactions: list[float] = []
             missed = 0
@@ -233,6 +248,7 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
                 await fire(api, pat, lasers, unit, sids[unit], service)
                 await asyncio.sleep(0.05 + 0.1 * (trial % 7) / 7)  # trials at every phase of the commit cycle
             elapsed = time.monotonic() - started
+            guard.uninstall()
             fired = sum((await lasers.call("fired"))["fired"]) - fired_before
             await service.store.flush()
             for i in range(units):
@@ -259,7 +275,7 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     return {"delay_ms": delay_ms, "rate_hz": rate, "pulses_per_s": fired / elapsed, "fired": fired_total, "recorded": recorded,
             "missed": missed, "p50": statistics.median(reactions) * 1000, "max": reactions[-1] * 1000,
             "p99": reactions[min(len(reactions) - 1, int(len(reactions) * 0.99))] * 1000, "trials": len(reactions),
-            "health": health}
+            "health": health, "held": held, "elapsed_s": elapsed}
 
 
 async def fire(api: Any, headers: dict[str, str], lasers: Farm, unit: int, sid: int, service: Any) -> None:
@@ -326,6 +342,13 @@ def main() -> int:
         label = "normal" if not row["delay_ms"] else f"every commit {row['delay_ms']:.0f} ms slower"
         h = row["health"]
         print(f"  {label:<32} p50 {h['p50']:.2f}  p99 {h['p99']:.2f}  max {h['max']:.2f}  ({h['n']} requests)")
+    print("the loop held over 0.5 ms of CPU at a time (callbacks: count, total ms per second of run, longest ms):")
+    for row in rows:
+        label = "normal" if not row["delay_ms"] else f"every commit {row['delay_ms']:.0f} ms slower"
+        top = sorted(row["held"].items(), key=lambda kv: -sum(kv[1]))[:6]
+        print(f"  {label}:")
+        for kind, ms in top:
+            print(f"    {len(ms):>6}  {sum(ms) / row['elapsed_s']:>6.1f} ms/s  {max(ms):>6.2f}  {kind}")
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; lock-outs acknowledged while re-arming: "
           f"{len(LOCKOUTS)}{' (' + LOCKOUTS[0] + ')' if LOCKOUTS else ''}")
     ok = max(normal["p99"], slow["p99"]) <= 1.0 and slow["p99"] <= 1.2 * normal["p99"]
