@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.service_harness import BenchProcess, ServiceProcess, set_up_users
+from tests.test_ui import assert_touch_targets, checked_context
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
@@ -23,12 +24,13 @@ def page(tmp_path: Path) -> Iterator[tuple[Page, BenchProcess, ServiceProcess]]:
     set_up_users(service, bench)
     with sync_playwright() as p:
         browser: Browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context = checked_context(browser)
         page = context.new_page()
         page.set_default_timeout(15000)
         page.goto(service.url)
         try:
             yield page, bench, service
+            assert_touch_targets(context)
         finally:
             context.close()
             browser.close()

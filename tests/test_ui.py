@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.service_harness import BenchProcess, ServiceProcess, set_up_users
 
@@ -43,13 +43,69 @@ def system(tmp_path: Path) -> Iterator[tuple[BenchProcess, ServiceProcess]]:
         bench.stop()
 
 
+#: every screen a test reaches is checked: each visible button at least 48 x 48 px (touch targets)
+TOUCH_TARGETS_JS = """(() => {
+  const seen = new Set();
+  const scan = () => {
+    for (const b of document.querySelectorAll("button")) {
+      if (b.offsetParent === null && getComputedStyle(b).position !== "fixed") continue;
+      const r = b.getBoundingClientRect();
+      if (r.width > 0 && (r.width < 48 || r.height < 48)) {
+        const h = document.querySelector("h1, h2");
+        const key = `${h ? h.innerText : "(no heading)"}: "${b.innerText || b.id}" ${Math.round(r.width)}x${Math.round(r.height)}`;
+        if (!seen.has(key)) { seen.add(key); window.__touchTarget(key); }
+      }
+    }
+  };
+  let queued = false;
+  const later = () => { if (!queued) { queued = true; requestAnimationFrame(() => { queued = false; scan(); }); } };
+  document.addEventListener("DOMContentLoaded", () => {
+    new MutationObserver(later).observe(document.body, { childList: true, subtree: true, attributes: true });
+    scan();
+  });
+})();"""
+
+
+_SMALL: dict[int, list[str]] = {}
+
+
+def checked_context(browser: Browser, **options: object) -> BrowserContext:
+    """A browser context whose every page reports the buttons under 48 x 48 px of every screen it
+    shows, across reloads (``assert_touch_targets``)."""
+    context = browser.new_context(**({"viewport": {"width": 1280, "height": 800}} | options))  # type: ignore[arg-type]
+    found = _SMALL.setdefault(id(context), [])
+    context.expose_function("__touchTarget", lambda key: found.append(str(key)))
+    context.add_init_script(TOUCH_TARGETS_JS)
+    return context
+
+
+def assert_touch_targets(context: BrowserContext) -> None:
+    """No screen any page of ``context`` showed had a visible button under 48 x 48 px."""
+    for page in context.pages:  # the last screen's scan has run
+        if not page.is_closed():
+            page.evaluate("new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    small = _SMALL.pop(id(context), [])
+    assert not small, f"buttons under 48 x 48 px: {small}"
+
+
 @pytest.fixture
 def page(browser: Browser, system: tuple[BenchProcess, ServiceProcess]) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context = checked_context(browser)
     page = context.new_page()
     page.set_default_timeout(10000)
     page.goto(system[1].url)
     yield page
+    assert_touch_targets(context)
+    context.close()
+
+
+def test_the_touch_target_check_sees_every_screen(browser: Browser) -> None:
+    context = checked_context(browser)
+    page = context.new_page()
+    page.goto("data:text/html,<h1>Home</h1><button style='width:60px;height:60px'>big</button>")
+    page.evaluate("""document.body.innerHTML = "<h1>Plan</h1><button style='width:30px;height:20px'>tiny</button>" """)
+    with pytest.raises(AssertionError, match='Plan: "tiny" 30x20'):
+        assert_touch_targets(context)
     context.close()
 
 

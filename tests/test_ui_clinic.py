@@ -27,7 +27,18 @@ from tests.service_harness import (
     new_user,
     ready,
 )
-from tests.test_ui import CHROMIUM, browser, checklist, login, page, plan, shot, system  # noqa: F401 (fixtures)
+from tests.test_ui import (  # noqa: F401 (fixtures)
+    CHROMIUM,
+    assert_touch_targets,
+    browser,
+    checked_context,
+    checklist,
+    login,
+    page,
+    plan,
+    shot,
+    system,
+)
 
 
 System = tuple[BenchProcess, ServiceProcess]
@@ -223,7 +234,7 @@ def test_the_simulator_panel_runs_a_treatment_from_the_browser(browser: Browser,
     admin.call("POST", "/api/me/pin", json={"old_pin": pin, "new_pin": "902137"})
     new_user(url, admin, "pat", "practitioner", "4827")
     admin.call("POST", "/api/sim/laser", 403, json={"op": "set_input", "name": "foot", "value": 1})  # not for admins
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context = checked_context(browser)
     page = context.new_page()
     page.set_default_timeout(10000)
     try:
@@ -245,6 +256,7 @@ def test_the_simulator_panel_runs_a_treatment_from_the_browser(browser: Browser,
         expect(page.locator("#banners")).to_contain_text("Door interlock open")
         page.click("#simbar [data-name=interlock][data-value='1']")
         expect(page.locator("#banners")).not_to_contain_text("Door interlock open")
+        assert_touch_targets(context)
     finally:
         context.close()
     assert any(e["action"] == "simulator" and e["detail"]["name"] == "foot" for e in admin.call("GET", "/api/audit"))

@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.service_harness import Api, BenchProcess, ServiceProcess
 from tests.test_patients_api import ADMIN_PIN, PRACTITIONER_PIN, clinic_users, treated
-from tests.test_ui import CHROMIUM, browser, checklist, shot  # noqa: F401 (fixtures)
+from tests.test_ui import CHROMIUM, assert_touch_targets, browser, checked_context, checklist, shot  # noqa: F401 (fixtures)
 from tests.test_ui_clinic import touch_targets
 
 
@@ -35,11 +35,12 @@ def system(tmp_path: Path) -> Iterator[System]:
 
 @pytest.fixture
 def page(browser: Browser, system: System) -> Iterator[Page]:  # noqa: F811
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, has_touch=True)
+    context = checked_context(browser, has_touch=True)
     page = context.new_page()
     page.set_default_timeout(10000)
     page.goto(system[1].url)
     yield page
+    assert_touch_targets(context)
     context.close()
 
 
@@ -212,12 +213,13 @@ def clinic_page(browser: Browser, tmp_path: Path) -> Iterator[tuple[Page, Api]]:
     bench = BenchProcess(tmp_path)
     service = ServiceProcess(tmp_path, bench, extra_config=CLINIC).start()
     admin, practitioner = clinic_users(service, bench)
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, has_touch=True)
+    context = checked_context(browser, has_touch=True)
     page = context.new_page()
     page.set_default_timeout(10000)
     page.goto(service.url)
     try:
         yield page, practitioner
+        assert_touch_targets(context)
     finally:
         context.close()
         service.stop()
