@@ -172,7 +172,7 @@ class CalibrationRuns:
             await self._finish(run, user, result, await self._device_identity(supervisor))
         except asyncio.CancelledError:
             run.state, run.step = "cancelled", "cancelled: the device was left safe; nothing recorded"
-            service.audit.append(run.technician, "calibration.cancelled", device=run.device, run=run.id)
+            await service.audit.append(run.technician, "calibration.cancelled", device=run.device, run=run.id)
         except BenchError as exc:
             self._abort(run, exc)
         except Exception as exc:  # never swallowed: reported in words, audited, not recorded

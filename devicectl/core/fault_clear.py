@@ -125,7 +125,7 @@ async def clear_fault(service: Service, user: User, device: str, reason: str) ->
     """Clear the latched fault with the technician's reason; verify the unit afterwards."""
     supervisor = _supervisor(service, device)
     if user.role != "technician":
-        service.audit.append(user.name, "refused", attempted="fault.clear", device=device, role=user.role,
+        await service.audit.append(user.name, "refused", attempted="fault.clear", device=device, role=user.role,
                              reason=CALL_A_TECHNICIAN)
         raise AuthError(CALL_A_TECHNICIAN, 403)
     service.accounts.require(user, "technician", action="fault.clear")
@@ -134,7 +134,7 @@ async def clear_fault(service: Service, user: User, device: str, reason: str) ->
         raise SessionError("give the reason for clearing the fault (what was found and done)", 422)
     blocked = _blocked_by(supervisor)
     if blocked:
-        service.audit.append(user.name, "fault.clear.refused", device=device, reason=blocked)
+        await service.audit.append(user.name, "fault.clear.refused", device=device, reason=blocked)
         raise SessionError(blocked)
     _usable(supervisor)
     driver = supervisor.driver
@@ -149,23 +149,23 @@ async def clear_fault(service: Service, user: User, device: str, reason: str) ->
         await driver.clear_fault()
     except FaultActive:
         why = f"the cause of {before.code} ({before.text}) is still present: {advice['what_to_do']}"
-        service.audit.append(user.name, "fault.clear.refused", device=device, code=before.code, reason=why,
+        await service.audit.append(user.name, "fault.clear.refused", device=device, code=before.code, reason=why,
                              technician_reason=reason)
         raise SessionError(f"{device} kept its fault: {why}") from None
     except DriverError as exc:
-        service.audit.append(user.name, "fault.clear.failed", device=device, code=before.code, error=str(exc))
+        await service.audit.append(user.name, "fault.clear.failed", device=device, code=before.code, error=str(exc))
         raise SessionError(f"{device} did not accept FAULT CLEAR: {exc}") from None
     try:  # verify: what the unit reports now, not what its reply said
         after = await driver.fault()
         state = (await driver.state()).state.value
     except DriverError as exc:
-        service.audit.append(user.name, "fault.clear.unverified", device=device, code=before.code, error=str(exc))
+        await service.audit.append(user.name, "fault.clear.unverified", device=device, code=before.code, error=str(exc))
         raise SessionError(f"{device} cleared the fault but could not be verified: {exc}; read its fault again") from None
     verified = not after.active and state == IDLE_STATE[supervisor.config.type]
     if not after.active:
         supervisor.status.fault = None
     supervisor.status.state = state
-    service.audit.append(user.name, "fault.cleared" if verified else "fault.clear.unverified", device=device,
+    await service.audit.append(user.name, "fault.cleared" if verified else "fault.clear.unverified", device=device,
                          serial=supervisor.status.serial, code=before.code, text=before.text, reason=reason,
                          state=state, fault_after=after.code)
     supervisor._publish_status()

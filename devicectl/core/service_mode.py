@@ -74,7 +74,7 @@ class ServiceModes:
             raise SessionError(f"{device} is already in service mode ({supervisor.service_mode})")
         if supervisor.session_id is not None:
             why = f"session {supervisor.session_id} is open on {device}: the practitioner ends it first"
-            self.service.audit.append(user.name, "service_mode.refused", device=device, reason=why)
+            await self.service.audit.append(user.name, "service_mode.refused", device=device, reason=why)
             raise SessionError(why)
         if supervisor.kernel.armed:
             raise SessionError(f"{device} is armed: STOP it first")

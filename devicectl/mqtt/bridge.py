@@ -227,7 +227,7 @@ class _Control(_Connection):
                 # replies go only where that user may read them (the ACL), never to a topic of
                 # the requester's choosing such as another device's availability
                 log.warning("mqtt: %s asked for a reply on %r; replies go to %s#", user, response_topic, self.reply_root(user))
-                self.bridge.service.audit.append(f"mqtt:{user}", "mqtt.reply.refused", topic=response_topic[:200])
+                await self.bridge.service.audit.append(f"mqtt:{user}", "mqtt.reply.refused", topic=response_topic[:200])
                 continue
             out = Properties(PacketTypes.PUBLISH)
             correlation = getattr(props, "CorrelationData", None)
@@ -253,7 +253,7 @@ class _Control(_Connection):
             results = await asyncio.gather(*[service.supervisors[name].stop_and_confirm(f"mqtt by {user}") for name in names])
             stopped = [name for name, ok in zip(names, results) if ok]
             unconfirmed = [name for name, ok in zip(names, results) if not ok]
-            service.audit.append(f"mqtt:{user}", "stop", origin="mqtt", devices=names, confirmed=stopped, unconfirmed=unconfirmed)
+            await service.audit.append(f"mqtt:{user}", "stop", origin="mqtt", devices=names, confirmed=stopped, unconfirmed=unconfirmed)
             return {"ok": not unconfirmed, "stopped": stopped, "unconfirmed": unconfirmed}
         if command == "status":
             return {"ok": True, "status": self.status()}
