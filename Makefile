@@ -65,12 +65,14 @@ bench: venv
 # Mutation testing of the safety kernels (docs/mutation.md). cosmic-ray is installed on first use
 # (it is not a test dependency); it mutates a copy in $(MUTATION_DIR), never the working tree, at
 # the lowest priority, and stops after $(MUTATION_BUDGET) (the report then counts what was run).
+# MUTATION_MODULES="safety" mutates the whole package instead of the two runtime kernels.
 MUTATION_DIR := build/mutation
 MUTATION_BUDGET ?= 25m
 mutation: venv
 	@$(BIN)/python -c 'import cosmic_ray' 2>/dev/null || $(BIN)/python -m pip install -q cosmic-ray
 	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)/tests
 	cp -r safety pyproject.toml bench/mutation.toml $(MUTATION_DIR)/
+	$(if $(MUTATION_MODULES),sed -i 's|^module-path = .*|module-path = [$(foreach m,$(MUTATION_MODULES),"$(m)",)]|' $(MUTATION_DIR)/mutation.toml)
 	cp tests/__init__.py tests/safety_scenarios.py tests/test_safety_*.py $(MUTATION_DIR)/tests/
 	find $(MUTATION_DIR) -name __pycache__ -prune -exec rm -rf {} +
 	cd $(MUTATION_DIR) && PATH=$(abspath $(BIN)):$$PATH cosmic-ray baseline mutation.toml
