@@ -34,7 +34,9 @@ def system(tmp_path: Path) -> Iterator[tuple[BenchProcess, ServiceProcess, Api, 
 
 
 def console(service: ServiceProcess, api: Api) -> ClientConnection:
-    ws = connect(f"ws://127.0.0.1:{service.port}/ws?token={api.token}", open_timeout=10, legacy=True)
+    # max_queue=None: the client keeps reading what the service sends while the test does not look
+    # (as a browser does); a full queue would stall the service's writes and with them the close handshake
+    ws = connect(f"ws://127.0.0.1:{service.port}/ws?token={api.token}", open_timeout=10, legacy=True, max_queue=None)
     assert json.loads(ws.recv(timeout=10))["type"] == "hello"
     return ws
 
