@@ -150,7 +150,7 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     import httpx
     import uvicorn
 
-    from devicectl.core import loopguard
+    from devicectl.core import heap, loopguard
     from devicectl.core.config import DeviceConfig, MqttConfig, load_settings
     from devicectl.core.loopguard import SWITCH_INTERVAL_S
     from devicectl.core.service import Service
@@ -168,6 +168,8 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
             kind = f"request {method} /" + "/".join(path.strip("/").split("/")[:2])
         else:
             kind = first.split(" at ")[0][:80]
+        if "garbage collection" in what:
+            kind += " (with a garbage collection)"
         held.setdefault(kind, []).append(seconds * 1000)
 
     lasers = Farm(units)
@@ -185,6 +187,7 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=http_port, log_level="warning", lifespan="off"))
     server.config.load()
     await service.start()
+    heap.settle()  # as devicectl serve does once started (H26)
     serving: asyncio.Task[None] | None = None
     load: subprocess.Popen[bytes] | None = None
     url = f"http://127.0.0.1:{http_port}"
