@@ -44,6 +44,7 @@ def tenth_down(seconds: float) -> float:
 class CryoKernel(KernelBase):
     SILENCE_S: ClassVar[float] = 0.5  # TEMP arrives at 10 Hz
     SILENCE_LOCKS: ClassVar[bool] = True  # a freeze the host cannot see may still be running
+    SAFE_STATES: ClassVar[tuple[str, ...]] = ("IDLE", "THAW", "FAULT")
 
     def __init__(self) -> None:
         super().__init__()

@@ -18,6 +18,7 @@ from .facts import (
     DEVICE_FACTS,
     BootSeen,
     ClockTick,
+    DeviceStateSeen,
     EventGapSeen,
     FaultSeen,
     LimitsReprogrammed,
@@ -28,6 +29,7 @@ from .facts import (
     Role,
     SessionClosed,
     SessionOpened,
+    StopConfirmed,
     StopRequested,
     StopUnconfirmed,
     WatchdogSeen,
@@ -62,6 +64,8 @@ class KernelBase:
     SILENCE_S: ClassVar[float] = 2.5
     #: whether that silence also locks (a freeze the host cannot see may still be running)
     SILENCE_LOCKS: ClassVar[bool] = False
+    #: the unit's states that are safe (nothing emitted, nothing frozen)
+    SAFE_STATES: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self.plan: Any = None
@@ -75,6 +79,9 @@ class KernelBase:
         self._permits_issued = 0
         self.last_seen_at: float | None = None
         self.fact_at = 0.0  # the time of the fact being handled (facts carry their time)
+        #: the unit did not confirm a STOP and has not shown a safe state since (H21): its lock-out
+        #: cannot be acknowledged yet
+        self.stop_unconfirmed = False
 
     def limits(self) -> list[Decision]:
         """Every limit the unit must hold for the open session (each kernel names its own)."""
@@ -104,6 +111,11 @@ class KernelBase:
             self.reprogrammed = True
         elif isinstance(fact, (BootSeen, LinkRestored)):
             self.reprogrammed = False
+        if isinstance(fact, StopUnconfirmed):
+            self.stop_unconfirmed = True
+        elif isinstance(fact, (StopConfirmed, BootSeen)) or (
+                isinstance(fact, DeviceStateSeen) and fact.state in self.SAFE_STATES):
+            self.stop_unconfirmed = False  # confirmed, restarted into its power-on state, or reported safe
 
     def _apply(self, decisions: list[Decision]) -> None:
         for decision in decisions:
@@ -228,6 +240,9 @@ def acknowledge(kernel: KernelBase, fact: LockoutAcknowledged) -> list[Decision]
     """A person clears a lock-out; arming still needs its own request."""
     if fact.role not in (Role.PRACTITIONER, Role.TECHNICIAN):
         return [Refuse("only a practitioner or technician may acknowledge", Hazard.H20_UNAUTHORISED_OPERATOR)]
+    if kernel.stop_unconfirmed:  # the unit may still be emitting or freezing: the lock-out stays
+        return [Refuse("the unit has not shown a safe state since it did not confirm STOP: use its emergency "
+                       "stop; acknowledge once it shows it is safe", Hazard.H03_UNCOMMANDED_EMISSION)]
     kernel.locked = None
     return []
 

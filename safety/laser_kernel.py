@@ -34,6 +34,7 @@ SAFE_CAUSES = {"interlock": Hazard.H04_EYE_EXPOSURE, "key": Hazard.H04_EYE_EXPOS
 
 class LaserKernel(KernelBase):
     SILENCE_S: ClassVar[float] = 2.5  # TEMP arrives once a second
+    SAFE_STATES: ClassVar[tuple[str, ...]] = ("STANDBY", "FAULT")
 
     def __init__(self) -> None:
         super().__init__()

@@ -10,7 +10,10 @@ from __future__ import annotations
 import pytest
 
 from tests.dst.regressions import CASES
+from tests.dst.treatment import TreatmentWorld
 from tests.dst.world import World
+
+TREATMENT_DURATION_S = 600.0  # as bench/soak.py --treatment
 
 FIXED_SEEDS = range(1000, 1200)  # 200 seeds, every fault kind not pending a fix
 FIXED_DURATION_S = 20.0
@@ -46,6 +49,14 @@ def test_fixed_seed_set_holds_every_invariant(first: int) -> None:
 )
 def test_regression(case) -> None:  # type: ignore[no-untyped-def]
     case.world().run()
+
+
+def test_treatment_soak_finding_773_stays_fixed() -> None:
+    """A cryo unit whose timer is stuck and which ignores STOP as well: the host's backup STOP is
+    not confirmed and escalated; the practitioner's acknowledgement is refused until the unit shows
+    a safe state (its watchdog ends the freeze), and the freeze stays within its cap plus the backup
+    margin plus one watchdog (docs/simulation.md)."""
+    TreatmentWorld(773, duration_s=TREATMENT_DURATION_S).run()
 
 
 @pytest.mark.parametrize("seed", [1219, 3243])

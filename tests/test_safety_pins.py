@@ -33,7 +33,9 @@ from safety.facts import (
     Role,
     SessionOpened,
     SpotSeen,
+    StopConfirmed,
     StopRequested,
+    StopUnconfirmed,
     TelemetrySeen,
     TipSeen,
 )
@@ -397,6 +399,30 @@ def test_a_practitioner_or_technician_acknowledges_a_lockout() -> None:
         kernel.handle(FaultSeen("F04", "coolant", at=3.0))
         kernel.handle(LockoutAcknowledged(role, at=4.0))
         assert (kernel.locked is None) is accepted, role
+
+
+@pytest.mark.parametrize("safe_again", ["confirmed", "reported safe", "rebooted"])
+def test_a_lockout_for_an_unconfirmed_stop_waits_for_a_safe_unit(safe_again: str) -> None:
+    """A unit that ignored STOP may still freeze (or emit): the lock-out cannot be acknowledged
+    until the unit shows a safe state again (soak seed 773: a practitioner acknowledged while the
+    cryo unit, its timer stuck and STOP ignored, still froze)."""
+    kernel = freezing_cryo(CryoKernel, 5.0)
+    kernel.handle(StopUnconfirmed("the cryo did not confirm STOP", at=7.0))
+    refused = kernel.handle(LockoutAcknowledged(Role.PRACTITIONER, at=7.5))
+    assert has(refused, Refuse, Hazard.H03_UNCOMMANDED_EMISSION) and "emergency stop" in refused[0].reason  # type: ignore[attr-defined]
+    assert kernel.locked
+    kernel.handle(DeviceStateSeen("FREEZING", "", at=7.8))  # still unsafe: still refused
+    assert has(kernel.handle(LockoutAcknowledged(Role.TECHNICIAN, at=7.9)), Refuse, Hazard.H03_UNCOMMANDED_EMISSION)
+    fact = {"confirmed": StopConfirmed("THAW", at=8.2), "reported safe": DeviceStateSeen("THAW", "watchdog", at=8.2),
+            "rebooted": BootSeen(at=8.2)}[safe_again]
+    kernel.handle(fact)
+    assert kernel.handle(LockoutAcknowledged(Role.PRACTITIONER, at=9.0)) == [] and kernel.locked is None
+    laser = armed_laser(LaserKernel)
+    laser.handle(StopUnconfirmed("the laser did not confirm STOP", at=3.0))
+    laser.handle(DeviceStateSeen("EMITTING", "", at=3.1))
+    assert has(laser.handle(LockoutAcknowledged(Role.PRACTITIONER, at=3.5)), Refuse, Hazard.H03_UNCOMMANDED_EMISSION)
+    laser.handle(DeviceStateSeen("STANDBY", "watchdog", at=4.0))
+    assert laser.handle(LockoutAcknowledged(Role.PRACTITIONER, at=4.5)) == []
 
 
 # ============================================================================ cryo

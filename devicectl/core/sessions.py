@@ -35,6 +35,7 @@ from safety.checklist import (
     open_items,
 )
 from safety.decisions import Decision, Lockout, Pause, Refuse, Stop
+from safety.hazards import Hazard
 from safety.plans import (
     CryoPlan,
     Indication,
@@ -61,6 +62,12 @@ class SessionError(Exception):
         super().__init__(message)
         self.status = status
         self.hazard = hazard
+
+
+def _refusal_status(decision: Any, default: int = 403) -> int:
+    """403 when the person may not do it; 409 when the unit's state forbids it for now."""
+    return 403 if getattr(decision, "hazard", None) == Hazard.H20_UNAUTHORISED_OPERATOR else (
+        409 if default == 403 else default)
 
 
 def last_treated(conn: sqlite3.Connection, patient_id: str, site_key: str, modality: str | None = None) -> Any:
@@ -340,7 +347,7 @@ class Sessions:
         if decisions:
             await self.audit.append(user.name, "lockout.acknowledge.refused", device=device,
                                     reason=getattr(decisions[0], "reason", ""))
-            raise SessionError(getattr(decisions[0], "reason", "refused"), 403)
+            raise SessionError(getattr(decisions[0], "reason", "refused"), _refusal_status(decisions[0]))
         supervisor.status.alarm = None
         snapshot = supervisor.snapshot()
         await self.audit.append(user.name, "lockout.acknowledged", device=device, lockout=reason, session=supervisor.session_id)
@@ -358,7 +365,7 @@ class Sessions:
         lockout = supervisor.kernel.locked
         decisions = supervisor.handle(fact(user.role, supervisor.clock()))
         if decisions:
-            raise SessionError(getattr(decisions[0], "reason", "refused"), refused_status)
+            raise SessionError(getattr(decisions[0], "reason", "refused"), _refusal_status(decisions[0], refused_status))
         if fact is F.LockoutAcknowledged:
             supervisor.status.alarm = None
             await self.audit.append(user.name, action, session=session_id, device=supervisor.config.name, lockout=lockout)

@@ -11,7 +11,8 @@ every practitioner action, and a 100 ms tick of the virtual clock. A violation r
    seconds at the unit <= recorded exposure + reported lost time.
 3. ``budget``: no pulse beyond the session's budget (pulses the world itself injected through a
    broken Q-switch excepted); ``freeze-cap``: no freeze beyond its cap plus the host's backup margin
-   plus ``FREEZE_SLACK_S``; ``energy``: a pulse outside +-20 % of its setting or above the cap is
+   plus ``FREEZE_SLACK_S`` (a unit whose timer is stuck and which ignores STOP as well: plus its
+   watchdog after the unconfirmed STOPs, soak seed 773 of the treatment worlds); ``energy``: a pulse outside +-20 % of its setting or above the cap is
    followed by a STOP decision before the host sees the next pulse.
 4. ``stop-confirmed``: every STOP decided is confirmed by the unit's safe state within
    ``STOP_CONFIRM_S``, or escalated (the device locked with a reason saying it did not confirm),
@@ -47,6 +48,8 @@ STOP_CONFIRM_S = 2.0  # the stated bound: a STOP is confirmed by the unit's safe
 #: safe state: its watchdog (1 s) fires within the host's silence (watchdog + 0.5 s margin)
 ESCALATED_SAFE_S = STOP_CONFIRM_S + 1.0 + 0.5 + 0.5
 FREEZE_SLACK_S = 0.35  # host tick (0.1 s) + a line each way (<= 0.1 s) + scheduling
+UNIT_WATCHDOG_S = 1.0  # the cryo unit's watchdog (ICD default 1000 ms, left as is): a freeze ends 1 s after the last valid request
+ESCALATION_S = 0.2  # the host's 3 STOP tries, each restarting that watchdog
 ENERGY_TOLERANCE = 0.20
 ENERGY_ROUNDING_MJ = 0.1  # the monitor reports 0.1 mJ
 
@@ -217,8 +220,7 @@ class Checker:
                 if watch.unsafe_since is None:
                     watch.unsafe_since = now
                 if watch.stop_pending_since is not None and now - watch.stop_pending_since > STOP_CONFIRM_S:
-                    locked = supervisor.kernel.locked or ""
-                    if "did not confirm" in locked:
+                    if self.escalated(device):
                         if now - watch.stop_pending_since > ESCALATED_SAFE_S:
                             self.fail("stop-confirmed",
                                       f"{device}: STOP ('{watch.stop_pending_reason}') escalated, yet "
@@ -237,6 +239,14 @@ class Checker:
                 self.check_freeze_cap()
             self.check_lock(device)
 
+    def escalated(self, device: str) -> bool:
+        """The device is locked, and every screen alarmed, because its unit did not confirm a STOP
+        (the lock-out's first reason may be an earlier one: the alarm and the kernel say it)."""
+        supervisor = self.world.supervisors[device]
+        locked = supervisor.kernel.locked or ""
+        return bool(locked) and ("did not confirm" in locked or "did not confirm" in (supervisor.status.alarm or "")
+                                 or supervisor.kernel.stop_unconfirmed)
+
     def check_freeze_cap(self) -> None:
         unit = self.world.ports["cryo"].unit
         model: Any = unit.model
@@ -248,9 +258,15 @@ class Checker:
         # a session that just ended (its STOP still on the wire) keeps the cap the freeze began under
         cap = getattr(self, "_cryo_cap", 0.0) if model._freeze_start >= getattr(self, "_cryo_cap_since", -1.0) else 0.0
         elapsed = self.world.now() - model._freeze_start
-        if elapsed > cap + BACKUP_MARGIN_S + FREEZE_SLACK_S:
-            self.fail("freeze-cap", f"cryo: a freeze has run {elapsed:.2f} s, beyond its cap of {cap} s "
-                                    f"+ {BACKUP_MARGIN_S} s backup margin")
+        bound = cap + BACKUP_MARGIN_S + FREEZE_SLACK_S
+        why = f"its cap of {cap} s + {BACKUP_MARGIN_S} s backup margin"
+        if self.escalated("cryo"):
+            # a double fault (its timer stuck AND its STOP ignored): nothing the host sends can stop
+            # it; the host's silence lets its watchdog end the freeze one watchdog after the last STOP
+            bound += UNIT_WATCHDOG_S + ESCALATION_S
+            why += f" + {UNIT_WATCHDOG_S} s for its watchdog after the unconfirmed STOPs"
+        if elapsed > bound:
+            self.fail("freeze-cap", f"cryo: a freeze has run {elapsed:.2f} s, beyond {why}")
 
     def check_lock(self, device: str) -> None:
         watch = self.devices[device]
