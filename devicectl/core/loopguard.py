@@ -82,6 +82,7 @@ def _timed_run(self: asyncio.Handle) -> None:
     cpu0, _ = _usage()
     state = [start, None, 0.0, 0]
     _running[thread] = state
+    callback = getattr(self, "_callback", None)  # a handle that ran once may drop it (then says "cancelled")
     try:
         _original_run(self)
     finally:
@@ -95,7 +96,7 @@ def _timed_run(self: asyncio.Handle) -> None:
                 where = f"\n      caught running in {state[1]}" if state[1] else ""
                 if state[2]:
                     where += f"\n      of which {state[2] * 1000:.1f} ms garbage collection (generation {state[3]} at most)"
-                guard.report(_describe(self) + where, elapsed)
+                guard.report(_describe(self, callback) + where, elapsed)
 
 
 _gc_started: dict[int, float] = {}
@@ -146,8 +147,8 @@ def _sample() -> None:
                     state[1] = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack[-8:-1]))
 
 
-def _describe(handle: asyncio.Handle) -> str:
-    callback = getattr(handle, "_callback", None)
+def _describe(handle: asyncio.Handle, callback: Any = None) -> str:
+    callback = callback or getattr(handle, "_callback", None)
     owner = getattr(callback, "__self__", None)
     if isinstance(owner, asyncio.Task):
         coro = owner.get_coro()
@@ -157,6 +158,8 @@ def _describe(handle: asyncio.Handle) -> str:
         if isinstance(scope, dict) and "path" in scope:  # a request's task: which request it was
             where += f" serving {scope.get('method', scope.get('type', ''))} {scope['path']}"
         return f"step of task {owner.get_name()} ({getattr(coro, '__qualname__', coro)}){where}"
+    if callback is not None and "cancelled" in repr(handle):
+        return f"<Handle {getattr(callback, '__qualname__', callback)!s}>"
     return repr(handle)
 
 
