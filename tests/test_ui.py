@@ -17,6 +17,9 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 from tests.service_harness import BenchProcess, ServiceProcess, set_up_users
 
 CHROMIUM = "/usr/bin/chromium"
+#: a bound for a screen to show what it should, not a figure under test: a starved CI host draws late
+expect.set_options(timeout=10_000)
+
 SHOTS = Path(os.environ.get("DEVICECTL_SCREENSHOTS") or tempfile.mkdtemp(prefix="devicectl-screens-"))
 ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--disable-gpu", "--no-first-run"]
@@ -46,15 +49,21 @@ def system(tmp_path: Path) -> Iterator[tuple[BenchProcess, ServiceProcess]]:
 #: every screen a test reaches is checked: each visible button at least 48 x 48 px (touch targets)
 TOUCH_TARGETS_JS = """(() => {
   const seen = new Set();
+  const small = (b) => {
+    if (!b.isConnected || (b.offsetParent === null && getComputedStyle(b).position !== "fixed")) return null;
+    const r = b.getBoundingClientRect();
+    return r.width > 0 && (r.width < 48 || r.height < 48) ? r : null;
+  };
   const scan = () => {
     for (const b of document.querySelectorAll("button")) {
-      if (b.offsetParent === null && getComputedStyle(b).position !== "fixed") continue;
-      const r = b.getBoundingClientRect();
-      if (r.width > 0 && (r.width < 48 || r.height < 48)) {
+      if (!small(b)) continue;
+      setTimeout(() => {  // still small once laid out (not a frame caught mid-layout)
+        const r = small(b);
+        if (!r) return;
         const h = document.querySelector("h1, h2");
         const key = `${h ? h.innerText : "(no heading)"}: "${b.innerText || b.id}" ${Math.round(r.width)}x${Math.round(r.height)}`;
         if (!seen.has(key)) { seen.add(key); window.__touchTarget(key); }
-      }
+      }, 300);
     }
   };
   let queued = false;
@@ -81,9 +90,9 @@ def checked_context(browser: Browser, **options: object) -> BrowserContext:
 
 def assert_touch_targets(context: BrowserContext) -> None:
     """No screen any page of ``context`` showed had a visible button under 48 x 48 px."""
-    for page in context.pages:  # the last screen's scan has run
+    for page in context.pages:  # the last screen's scan and its re-check have run
         if not page.is_closed():
-            page.evaluate("new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+            page.evaluate("new Promise((done) => requestAnimationFrame(() => setTimeout(done, 400)))")
     small = _SMALL.pop(id(context), [])
     assert not small, f"buttons under 48 x 48 px: {small}"
 

@@ -241,7 +241,23 @@ function homeLive(msg) {
   renderHome();
 }
 
+// A tap is never lost to a live re-render: while a finger (or the mouse) is down, the screens
+// that redraw with live data wait, and redraw once the tap's click has been dispatched.
+const held = { down: false, pending: new Set() };
+document.addEventListener("pointerdown", () => { held.down = true; }, true);
+for (const end of ["pointerup", "pointercancel"]) {
+  document.addEventListener(end, () => {
+    held.down = false;
+    setTimeout(() => { const redraw = [...held.pending]; held.pending.clear(); redraw.forEach((fn) => fn()); }, 0);
+  }, true);
+}
+function holdWhilePressed(fn) {
+  if (!held.down) return false;
+  held.pending.add(fn); return true;
+}
+
 function renderHome() {
+  if (holdWhilePressed(renderHome)) return;
   const el = $("#home"); if (!el || !S.overview) return;
   const cards = S.overview.devices.map((o) => {
     const d = { ...o, ...(S.devices[o.name] || {}) };
@@ -451,6 +467,7 @@ function armBlock(s, d, fluence) {
 }
 
 function renderTreatment() {
+  if (holdWhilePressed(renderTreatment)) return;
   const s = S.session; if (!s) return;
   const typing = document.activeElement && document.activeElement.id === "seconds";
   const dev = S.devices[s.device] || {};
