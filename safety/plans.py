@@ -382,9 +382,9 @@ def continue_course(plan: LaserPlan, last: LaserPlan) -> LaserPlan:
     return replace(
         plan, energy_mj=energy, energy_cap_mj=energy_cap, fluence_j_cm2=round(fluence_j_cm2(energy, plan.spot_mm), 2),
         fluence_cap_j_cm2=round(fluence_j_cm2(energy_cap, plan.spot_mm), 2),
-        warnings=(*plan.warnings, f"next session of a course on this site: starts from the last session's "
-                  f"{last.fluence_j_cm2} J/cm²; at most {round(fluence_j_cm2(energy_cap, plan.spot_mm), 2)} J/cm² "
-                  "this session (one step)"),
+        warnings=(*plan.warnings, (f"next session of a course on this site: starts from the last session's "
+                                   f"{last.fluence_j_cm2} J/cm²; at most "
+                                   f"{round(fluence_j_cm2(energy_cap, plan.spot_mm), 2)} J/cm² this session (one step)")),
     )
 
 
