@@ -48,9 +48,12 @@ test: lock-check venv system-deps
 	$(BIN)/python -m pytest
 
 # The API fuzzed with 100 examples per operation, positive and negative, against the running service
-# with both simulated units, patients and sessions (make test runs the same with 25: DEVICECTL_FUZZ_EXAMPLES).
+# with both simulated units, patients and sessions (make test runs the same with 25: DEVICECTL_FUZZ_EXAMPLES),
+# then statefully: 500 scenarios of up to 40 calls chained along the schema's OpenAPI links
+# (make test: 75 of up to 20; DEVICECTL_FUZZ_SCENARIOS, DEVICECTL_FUZZ_STEPS).
 fuzz: venv
-	DEVICECTL_FUZZ_EXAMPLES=100 $(BIN)/python -m pytest -q tests/test_api_fuzz.py
+	DEVICECTL_FUZZ_EXAMPLES=100 DEVICECTL_FUZZ_SCENARIOS=500 DEVICECTL_FUZZ_STEPS=40 \
+		$(BIN)/python -m pytest -q tests/test_api_fuzz.py tests/test_api_fuzz_stateful.py
 
 # The touchscreen's screenshots in docs/screenshots/ (the tests save theirs in a temporary folder).
 screenshots: venv system-deps

@@ -8,16 +8,19 @@ would stop the handler at the door) and path parameters mostly name things that 
 session, a patient, a device), so handlers run past their 404s.
 
 ``DEVICECTL_FUZZ_EXAMPLES`` sets the examples per operation: 25 in ``make test``, 100 in ``make fuzz``.
-Not stateful: the schema declares no OpenAPI links; the sessions are created up front instead.
+Each case stands alone; tests/test_api_fuzz_stateful.py chains operations along the schema's OpenAPI
+links (devicectl/web/openapi_links.py) on the same kind of system (``running_fuzz_system``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import schemathesis
@@ -35,9 +38,10 @@ NOT_FUZZED = ("/api/logout",)
 System = tuple[ServiceProcess, dict[str, Api], dict[str, list[Any]]]
 
 
-@pytest.fixture(scope="module")
-def fuzz_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    root: Path = tmp_path_factory.mktemp("fuzz")
+@contextlib.contextmanager
+def running_fuzz_system(root: Path) -> Iterator[System]:
+    """The service on the simulated bench with both units, its three users, and sessions planned,
+    active (laser) and planned (cryo); ``known`` names what exists, by path parameter."""
     bench = BenchProcess(root)
     service = ServiceProcess(root, bench).start()
     try:
@@ -58,10 +62,17 @@ def fuzz_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         bench.stop()
 
 
+@pytest.fixture(scope="module")
+def fuzz_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    with running_fuzz_system(tmp_path_factory.mktemp("fuzz")) as system:
+        yield system
+
+
 _turn = itertools.count()
 
 
-def _caller(case: Any, users: dict[str, Api]) -> Api:
+def caller(case: Any, users: dict[str, Api]) -> Api:
+    """A user of a role the operation's access rule allows (public routes: the practitioner), roles taken in turn."""
     allowed = rule(case.method.upper(), case.path)
     if not isinstance(allowed, tuple):  # public, or the route checks the login itself
         allowed = ("practitioner",)
@@ -89,7 +100,7 @@ def test_no_operation_answers_5xx(fuzz_system: System) -> None:
                 pick = zlib.crc32(str(case.path_parameters[key]).encode())
                 if values and pick % 5:  # mostly something that exists
                     case.path_parameters[key] = values[pick % len(values)]
-            api = _caller(case, users)
+            api = caller(case, users)
             response = case.call_and_validate(headers={"Authorization": f"Bearer {api.token}"}, checks=[not_a_server_error])
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 

@@ -216,6 +216,6 @@ class CalibrationRuns:
 def _write_certificate(directory: Path, result: Result, technician: str, expires_on: str) -> Path:
     """In a worker thread: importing matplotlib and plotting take seconds, and the event loop
     must keep feeding every unit's watchdog meanwhile."""
-    from devicectl.calibration.certificate import write_certificate
+    from devicectl.calibration.certificate_files import certificates
 
-    return write_certificate(directory, result, technician, expires_on)[0]
+    return certificates().write_certificate(directory, result, technician, expires_on)[0]  # type: ignore[no-any-return]

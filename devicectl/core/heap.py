@@ -8,6 +8,9 @@ So (H26):
 - ``settle()`` once start-up is done: collect, then freeze what is left (it lives as long as the
   service) so that no later collection walks it; and full collections are no longer triggered by
   allocation (the young generations still are: they are cheap).
+- ``freeze_late_import()`` after a module imported past start-up on purpose (matplotlib, at the
+  first calibration certificate: ~50 000 objects, 20-40 ms more for every later full collection):
+  what it built is frozen too.
 - ``keep(idle)`` then runs the full collection itself, when no device is armed or freezing; if the
   devices are never idle that long it collects anyway after ``LONGEST_WITHOUT_S`` (what is
   unfrozen by then is small, and each unit's own limits and watchdog hold meanwhile), so memory
@@ -31,6 +34,14 @@ def settle() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)
+
+
+def freeze_late_import() -> None:
+    """Freeze what a module imported after ``settle`` built (it lives as long as the service), if this
+    process settled (the service; elsewhere nothing is frozen). Whatever else is alive at that moment
+    is frozen with it: it is freed when unreferenced, only a cycle among it is never collected."""
+    if gc.get_freeze_count():
+        gc.freeze()
 
 
 async def keep(idle: Callable[[], bool], every_s: float = EVERY_S, longest_without_s: float = LONGEST_WITHOUT_S,

@@ -30,6 +30,7 @@ from devicectl.core.service import Service
 from devicectl.core.sessions import SessionError
 from devicectl.web.access import install as access_rule
 from devicectl.web.kiosk import KioskStopGate
+from devicectl.web.openapi_links import install as install_links
 from devicectl.web.technician_api import register as register_technician_routes
 from devicectl.web.users_api import install as install_users
 from safety.plans import Indication, Ink
@@ -359,6 +360,7 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
     install_history(app, service)  # Home overview, closing interrupted and cancelling planned sessions
     install_patients(app, service)  # patient history and courses, the body-site picker's lists
     install_users(app, service)  # user admin: list, deactivate, reset PIN
+    install_links(app)  # the schema's OpenAPI links: which answer feeds which next call
     ui = Path(__file__).with_name("ui")
     app.mount("/", StaticFiles(directory=ui, html=True), name="ui")
     with contextlib.suppress(Exception):  # the schema built now, not on the event loop at its first request
