@@ -109,7 +109,7 @@ async def test_full_collections_run_while_idle_and_at_least_every_half_hour() ->
     """Virtual time: 30 s steps; treating from 60 s to 3660 s, so one forced collection at 1800 s after the last."""
     now = [0.0]
     collected: list[float] = []
-    treating = lambda: 60.0 <= now[0] < 3660.0  # noqa: E731
+    treating = lambda: 60.0 <= now[0] < 3660.0
 
     async def sleep(seconds: float) -> None:
         now[0] += seconds
@@ -120,3 +120,24 @@ async def test_full_collections_run_while_idle_and_at_least_every_half_hour() ->
         await heap.keep(lambda: not treating(), clock=lambda: now[0], sleep=sleep, collect=lambda: collected.append(now[0]))
     # idle at 30 s; treating from 60 s: none until 1800 s after the last; idle again at 3660 s
     assert collected == [30.0, 1830.0, 3630.0, 3660.0, 3690.0]
+
+
+def test_the_idle_collection_is_not_reported_but_a_forced_one_is(reports: list[str]) -> None:
+    """The keeper's full collection while nothing emits or freezes is the stall meant to happen."""
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+        if now[0] > 100.0:
+            raise asyncio.CancelledError
+
+    async def run(idle: bool, longest: float) -> None:
+        with pytest.raises(asyncio.CancelledError):
+            await heap.keep(lambda: idle, every_s=30.0, longest_without_s=longest, clock=lambda: now[0], sleep=sleep,
+                            collect=lambda: _spin_cpu(0.01))
+
+    asyncio.run(run(True, 1800.0))
+    assert not reports
+    now[0] = 0.0
+    asyncio.run(run(False, 30.0))  # forced while treating: reported
+    assert any("keep" in r for r in reports), reports

@@ -80,7 +80,7 @@ def _timed_run(self: asyncio.Handle) -> None:
     thread = threading.get_ident()
     start = time.perf_counter()
     cpu0, _ = _usage()
-    state = [start, None, 0.0, 0]
+    state = [start, None, 0.0, 0, False]
     _running[thread] = state
     callback = getattr(self, "_callback", None)  # a handle that ran once may drop it (then says "cancelled")
     try:
@@ -92,6 +92,8 @@ def _timed_run(self: asyncio.Handle) -> None:
             cpu1, _ = _usage()
             elapsed = cpu1 - cpu0  # its own CPU time: waiting (the disk is caught by ``blocking``) or preemption is not counted
         for guard in _guards:
+            if state[4]:
+                break  # the callback said its stall was deliberate (``expected``)
             if elapsed > guard.threshold_s and (guard.thread is None or guard.thread == thread):
                 where = f"\n      caught running in {state[1]}" if state[1] else ""
                 if state[2]:
@@ -114,6 +116,14 @@ def _on_gc(phase: str, info: dict[str, Any]) -> None:
     if started is not None and state is not None:
         state[2] += time.perf_counter() - started
         state[3] = max(state[3], info.get("generation", 0))
+
+
+def expected() -> None:
+    """The running callback stalls the loop on purpose and when it is safe to (the idle full
+    garbage collection, devicectl/core/heap.py): it is not reported."""
+    state = _running.get(threading.get_ident())
+    if state is not None:
+        state[4] = True
 
 
 def active() -> bool:
