@@ -65,17 +65,15 @@ def analyse_points(kind: str, serial: str, points: list[dict[str, Any]]) -> Any:
                 raise SessionError(f"points.{i}: set_mj 10-2000, energies above 0, one monitor reading per meter reading", 422)
             laser.append(LaserPoint(p["set_mj"], meter, monitor))
         return analyse_laser(serial, laser)
-    if kind == "cryo":
-        cryo = []
-        for i, p in enumerate(points):
-            sensor, reference = _numbers(p.get("sensor_c"), f"points.{i}.sensor_c"), _numbers(
-                p.get("reference_c"), f"points.{i}.reference_c")
-            if isinstance(p.get("target_c"), bool) or not isinstance(p.get("target_c"), int) \
-                    or not -196 <= p["target_c"] <= 0 or len(sensor) != len(reference):
-                raise SessionError(f"points.{i}: target_c -196-0 degC and as many sensor as reference readings", 422)
-            cryo.append(CryoPoint(p["target_c"], sensor, reference))
-        return analyse_cryo(serial, cryo)
-    raise SessionError(f"device_kind: {kind!r} is neither laser nor cryo", 422)
+    cryo = []  # the kind was checked above: laser or cryo
+    for i, p in enumerate(points):
+        sensor, reference = _numbers(p.get("sensor_c"), f"points.{i}.sensor_c"), _numbers(
+            p.get("reference_c"), f"points.{i}.reference_c")
+        if isinstance(p.get("target_c"), bool) or not isinstance(p.get("target_c"), int) \
+                or not -196 <= p["target_c"] <= 0 or len(sensor) != len(reference):
+            raise SessionError(f"points.{i}: target_c -196-0 degC and as many sensor as reference readings", 422)
+        cryo.append(CryoPoint(p["target_c"], sensor, reference))
+    return analyse_cryo(serial, cryo)
 
 
 class CalibrationEntries:

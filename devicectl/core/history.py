@@ -40,12 +40,12 @@ def calibration_status(conn: sqlite3.Connection, serial: str | None) -> dict[str
     return {"status": "passed", "due": row["expires_on"]}
 
 
-def _session_summary(row: Any, viewer: User | None = None) -> dict[str, Any]:
+def _session_summary(row: Any, viewer: User) -> dict[str, Any]:
     """A session's line on Home. Patient, site and outcome only for the practitioner whose session it
     is (least privilege: everyone else sees that the device is busy, since when and whose it is)."""
     summary = {"id": row["id"], "device": row["device"], "state": row["state"], "practitioner": row["practitioner"],
                "created": row["created"], "opened": row["opened"], "own": False}
-    if viewer is None or (viewer.role == "practitioner" and viewer.name == row["practitioner"]):
+    if viewer.role == "practitioner" and viewer.name == row["practitioner"]:
         summary |= {"patient_id": row["patient_id"], "site": row["site"], "outcome": row["outcome"], "own": True}
     return summary
 

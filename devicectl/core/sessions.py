@@ -64,10 +64,9 @@ class SessionError(Exception):
         self.hazard = hazard
 
 
-def _refusal_status(decision: Any, default: int = 403) -> int:
-    """403 when the person may not do it; 409 when the unit's state forbids it for now."""
-    return 403 if getattr(decision, "hazard", None) == Hazard.H20_UNAUTHORISED_OPERATOR else (
-        409 if default == 403 else default)
+def _refusal_status(decision: Any) -> int:
+    """403 when the person may not do it; 409 when the unit's or session's state forbids it for now."""
+    return 403 if getattr(decision, "hazard", None) == Hazard.H20_UNAUTHORISED_OPERATOR else 409
 
 
 def last_treated(conn: sqlite3.Connection, patient_id: str, site_key: str, modality: str | None = None) -> Any:
@@ -354,18 +353,18 @@ class Sessions:
         return snapshot
 
     async def acknowledge(self, user: User, session_id: int) -> dict[str, Any]:
-        return await self._confirm(user, session_id, F.LockoutAcknowledged, "lockout.acknowledged", 403)
+        return await self._confirm(user, session_id, F.LockoutAcknowledged, "lockout.acknowledged")
 
     async def reconfirm(self, user: User, session_id: int) -> dict[str, Any]:
-        return await self._confirm(user, session_id, F.Reconfirmed, "session.reconfirmed", 409)
+        return await self._confirm(user, session_id, F.Reconfirmed, "session.reconfirmed")
 
-    async def _confirm(self, user: User, session_id: int, fact: Any, action: str, refused_status: int) -> dict[str, Any]:
+    async def _confirm(self, user: User, session_id: int, fact: Any, action: str) -> dict[str, Any]:
         """A person's acknowledgement (never an arming): the kernel answers nothing, or why not."""
         _, supervisor = await self._active(session_id)
         lockout = supervisor.kernel.locked
         decisions = supervisor.handle(fact(user.role, supervisor.clock()))
         if decisions:
-            raise SessionError(getattr(decisions[0], "reason", "refused"), _refusal_status(decisions[0], refused_status))
+            raise SessionError(getattr(decisions[0], "reason", "refused"), _refusal_status(decisions[0]))
         if fact is F.LockoutAcknowledged:
             supervisor.status.alarm = None
             await self.audit.append(user.name, action, session=session_id, device=supervisor.config.name, lockout=lockout)
