@@ -112,3 +112,33 @@ def test_the_standalone_command_explains_an_unreachable_meter(bench: BenchProces
     out = " ".join(answer.stdout.split())
     assert "energy meter (EM-1)" in out and meter in out and "not reachable" in out and "Next:" in out
     assert run_calibration  # the same path as the command
+
+
+def test_a_freeze_ended_by_the_unit_before_the_tip_was_measured_records_no_point(bench: BenchProcess) -> None:
+    """The window means compare the same stretch of a running freeze: samples of a thawing tip are not
+    a calibration point, whatever the procedure had collected so far."""
+    pressed: list[asyncio.Task[object]] = []
+
+    def progress(what: str, done: float) -> None:
+        if "sample 1 of" in what and not pressed:
+            pressed.append(asyncio.ensure_future(asyncio.to_thread(bench.cryo, "set_input", name="estop", value=1)))
+
+    async def main() -> None:
+        with contextlib.closing(open_instrument("thermometer", bench.addresses["thermometer"])) as thermometer:
+            async with CryoDriver(str(bench.link_dir / "cryo")) as cryo:
+                try:
+                    await calibrate_cryo(cryo, AsyncInstrument(thermometer), [-30], 4.0, samples=1000, progress=progress)
+                finally:
+                    await asyncio.gather(*pressed)
+
+    try:
+        with pytest.raises(BenchError) as caught:
+            asyncio.run(main())
+    finally:
+        bench.cryo("set_input", name="estop", value=0)
+    text = str(caught.value)
+    assert "the cryo unit (CP-2)" in text and "the freeze at -30 degC ended before the tip was measured" in text
+    assert "longer freeze" in text
+    truth = bench.cryo("truth")
+    assert truth["state"] != "FREEZING" and truth["valve_open"] is False
+    assert truth["freezes"][-1]["cause"] == "estop"

@@ -14,6 +14,7 @@ import base64
 import html
 import io
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -97,12 +98,13 @@ def plot_png(result: Result) -> bytes:
         ax.set_ylabel("energy (mJ)")
     else:
         cpoints: list[CryoPoint] = result.points
-        for p in cpoints:
-            ax.scatter(p.reference_c, p.sensor_c, s=14, color="tab:blue")
+        for c in cpoints:  # window means with their spread: the two sides are not sampled in pairs
+            ax.errorbar(statistics.fmean(c.reference_c), statistics.fmean(c.sensor_c), fmt="o", color="tab:blue",
+                        xerr=statistics.pstdev(c.reference_c), yerr=statistics.pstdev(c.sensor_c), capsize=3)
         refs = [r for p in cpoints for r in p.reference_c] or [0.0]
         lo, hi = min(refs) - 5, max(refs) + 5
         ax.plot([lo, hi], [lo, hi], "k--", label="ideal (sensor = reference)")
-        ax.scatter([], [], s=14, color="tab:blue", label="tip sensor")
+        ax.errorbar([], [], fmt="o", color="tab:blue", label="tip sensor, mean and spread")
         ax.set_xlabel("reference thermometer (°C)")
         ax.set_ylabel("tip sensor (°C)")
     ax.set_title(f"{result.kind} {result.serial}: {'PASSED' if result.passed else 'FAILED'}")

@@ -25,14 +25,19 @@ from typing import Any
 from pydantic import ValidationError
 from pyvisa.errors import VisaIOError
 
-from devicectl.calibration.bench_errors import explain_device, explain_instrument
+from devicectl.calibration.bench_errors import DEVICES, BenchError, explain_device, explain_instrument
 from drivers import CryoDriver, DriverError, LaserDriver
-from drivers.events import Pulse, TipTelemetry
+from drivers.events import FreezePhase, Pulse, TipTelemetry
 from drivers.scpi import AsyncInstrument, EnergyMeter, InstrumentError, ReferenceThermometer
 
 GAIN_TOLERANCE = 0.10
 MONITOR_TOLERANCE = 0.05
 TIP_OFFSET_TOLERANCE_C = 2.0
+CALIBRATION_TELEMETRY_HZ = 50  # the unit's fastest (cryo.md): the sensor's window mean needs many samples
+DEFAULT_TELEMETRY_HZ = 10  # the unit's power-on rate, given back after a calibration
+REFERENCE_SPACING_S = 0.03
+MIN_REFERENCE_SAMPLES = 10  # fewer, and the reference's window mean is off by the swing of the regulation
+WINDOW_END_FRACTION = 0.9  # sampling stops before the unit's own timer ends the freeze
 Progress = Callable[[str, float], None]  # (what, fraction done)
 PointSink = Callable[[dict[str, Any]], None]  # each measured point as it is taken (the live plot)
 
@@ -197,7 +202,7 @@ async def _calibrate_laser(laser: LaserDriver, meter: AsyncInstrument[EnergyMete
 
 
 async def calibrate_cryo(cryo: CryoDriver, thermometer: AsyncInstrument[ReferenceThermometer], targets_c: list[int],
-                         freeze_s: float = 6.0, samples: int = 8, progress: Progress = lambda what, done: None,
+                         freeze_s: float = 6.0, samples: int = 30, progress: Progress = lambda what, done: None,
                          on_point: PointSink = lambda point: None) -> Result:
     async with explained("cryo", cryo.url, "thermometer", thermometer.instrument.resource_name):
         return await _calibrate_cryo(cryo, thermometer, targets_c, freeze_s, samples, progress, on_point)
@@ -205,31 +210,52 @@ async def calibrate_cryo(cryo: CryoDriver, thermometer: AsyncInstrument[Referenc
 
 async def _calibrate_cryo(cryo: CryoDriver, thermometer: AsyncInstrument[ReferenceThermometer], targets_c: list[int],
                           freeze_s: float, samples: int, progress: Progress, on_point: PointSink) -> Result:
+    """The regulated tip swings through the valve's 2 degC hysteresis several times a second, so a
+    sensor reading and a reference reading taken "together" are tens of ms and up to a degree apart.
+    Each point therefore compares two window means over the same stretch of the freeze: every tip
+    sample (telemetry at the unit's fastest rate) against reference readings taken back to back."""
     idn = await cryo.idn()
-    tips: list[TipTelemetry] = []
-    remove = cryo.add_listener(lambda e: tips.append(e) if isinstance(e, TipTelemetry) else None)
+    tips: list[tuple[float, float]] = []  # (host time received, tip degC)
+    ended: list[float] = []  # host times the unit ended a freeze
+
+    def listen(event: object) -> None:
+        if isinstance(event, TipTelemetry):
+            tips.append((time.monotonic(), event.tip_c))
+        elif isinstance(event, FreezePhase) and event.phase == "end":
+            ended.append(time.monotonic())
+
+    remove = cryo.add_listener(listen)
     points: list[CryoPoint] = []
     try:
         await cryo.stop()
         await _wait_state(cryo.state, {"IDLE"}, 60.0)
         await thermometer.set_type("T")
-        await cryo.set_telemetry(10)
+        await cryo.set_telemetry(CALIBRATION_TELEMETRY_HZ)
         await cryo.set_thaw_min(5)
         await cryo.limit_freeze(freeze_s)
         for index, target in enumerate(targets_c):
             progress(f"{target} degC: freezing", index / len(targets_c))
             await cryo.set_target(target)
+            ended.clear()
             await cryo.freeze(freeze_s)
+            window_end = time.monotonic() + freeze_s * WINDOW_END_FRACTION
             await asyncio.sleep(freeze_s * 0.5)  # the tip settles on its target
             point = CryoPoint(target)
-            for sample in range(samples):
-                reference = await thermometer.measure_c()
-                latest = tips[-1].tip_c
-                point.sensor_c.append(latest)
-                point.reference_c.append(reference)
-                progress(f"{target} degC: sample {sample + 1} of {samples}",
-                         (index + 0.5 * (sample + 1) / samples) / len(targets_c))
-                await asyncio.sleep(0.15)
+            opened = time.monotonic()
+            while len(point.reference_c) < samples and time.monotonic() < window_end and not ended:
+                point.reference_c.append(await thermometer.measure_c())
+                progress(f"{target} degC: sample {len(point.reference_c)} of {samples}",
+                         (index + 0.5 * len(point.reference_c) / samples) / len(targets_c))
+                await asyncio.sleep(REFERENCE_SPACING_S)
+            closed = time.monotonic()
+            if ended and ended[0] <= closed or len(point.reference_c) < MIN_REFERENCE_SAMPLES:
+                raise BenchError(f"the {DEVICES['cryo'][0]} ({DEVICES['cryo'][1]})", cryo.url,
+                                 f"the freeze at {target} degC ended before the tip was measured "
+                                 f"({len(point.reference_c)} reference readings, at least {MIN_REFERENCE_SAMPLES} needed)",
+                                 "repeat with a longer freeze (--freeze), or with the bench less busy")
+            point.sensor_c = [tip for at, tip in tips if opened <= at <= closed]
+            if not point.sensor_c:
+                raise RuntimeError(f"the unit sent no tip temperature while it froze at {target} degC")
             points.append(point)
             on_point({"target_c": target, "sensor_c": point.sensor_c, "reference_c": point.reference_c,
                       "offset_c": round(point.offset_c, 3)})
@@ -241,5 +267,6 @@ async def _calibrate_cryo(cryo: CryoDriver, thermometer: AsyncInstrument[Referen
         with contextlib.suppress(DriverError, asyncio.CancelledError):
             await cryo.stop()
             await cryo.limit_freeze(0)
+            await cryo.set_telemetry(DEFAULT_TELEMETRY_HZ)
     return _identified(analyse_cryo(idn.serial, points), idn)
 
