@@ -161,6 +161,18 @@ _CRYO_KEYS = {"label", "target_c", "freeze_s", "freeze_cap_s", "cycles", "thaw_m
               "max_area_cm2", "interval_days", "rationale"}
 
 
+#: the laser rows the planner looks up; where a rule fixes the wavelength, the table cannot move it
+#: (a clinic's table putting skin types IV-VI or black ink on 532 nm is refused: H10, H19)
+LASER_ROWS: dict[str, tuple[int, str] | None] = {
+    "age_spot": None,
+    "pigment_spot": None,
+    "age_spot_dark": (1064, "skin types IV-VI are not treated at 532 nm"),
+    "tattoo_dark_ink": (1064, "black, blue, white, skin-coloured and brown inks absorb 1064 nm"),
+    "tattoo_red_ink": (532, "red and pink inks absorb 532 nm"),
+}
+CRYO_ROWS = frozenset({"age_pigmentation", "age_wart", "mole", "scar"})
+
+
 def load_protocols(path: Path | str = DEFAULT_TABLE) -> ProtocolTable:
     """Read and check a protocol table; any value beyond a hard ceiling is refused by key."""
     try:
@@ -172,12 +184,17 @@ def load_protocols(path: Path | str = DEFAULT_TABLE) -> ProtocolTable:
         laser, cryo = data["laser"], data["cryo"]
     except KeyError as exc:
         raise ProtocolTableError(f"{path}: missing section [{exc.args[0]}]") from None
+    for section, rows, needed in (("laser", laser, set(LASER_ROWS)), ("cryo", cryo, CRYO_ROWS)):
+        if missing := sorted(needed - set(rows)):
+            raise ProtocolTableError(f"{path}: missing {', '.join(f'[{section}.{k}]' for k in missing)}")
     for key, row in laser.items():
         _check_keys(f"laser.{key}", row, _LASER_KEYS)
         wl = row["wavelength_nm"]
         ceiling = ceilings["laser_fluence_j_cm2"].get(str(wl))
-        if ceiling is None:
+        if ceiling is None or wl not in DEVICE_EMAX_MJ:
             raise ProtocolTableError(f"laser.{key}.wavelength_nm: {wl} is not a wavelength of this laser")
+        if (fixed := LASER_ROWS.get(key)) is not None and fixed[0] != wl:
+            raise ProtocolTableError(f"laser.{key}.wavelength_nm: must be {fixed[0]} nm, not {wl} ({fixed[1]})")
         _at_most(f"laser.{key}.fluence_cap_j_cm2", row["fluence_cap_j_cm2"], ceiling)
         _at_most(f"laser.{key}.fluence_j_cm2", row["fluence_j_cm2"], row["fluence_cap_j_cm2"])
         _at_most(f"laser.{key}.rate_hz", row["rate_hz"], ceilings["laser_rate_hz"])
