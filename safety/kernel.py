@@ -109,8 +109,8 @@ class KernelBase:
             self.plan = None
         elif isinstance(fact, LimitsReprogrammed):
             self.reprogrammed = True
-        elif isinstance(fact, (BootSeen, LinkRestored)):
-            self.reprogrammed = False
+        elif isinstance(fact, (BootSeen, LinkLost, LinkRestored)):
+            self.reprogrammed = False  # limits read back before a gap do not stand for what follows it
         if isinstance(fact, StopUnconfirmed):
             self.stop_unconfirmed = True
         elif isinstance(fact, (StopConfirmed, BootSeen)) or (

@@ -191,3 +191,17 @@ def test_an_unanswered_freeze_counts_its_worst_case_as_one_cycle() -> None:
     kernel.handle(FreezeEndSeen("timeout", 10.0, at=43.1))
     done = cryo_request(kernel, 5.0, 200.0)
     assert has(done, Refuse, Hazard.H06_CUMULATIVE_COLD) and "cycles" in done[0].reason  # type: ignore[union-attr]
+
+
+def test_a_second_link_loss_needs_the_limits_programmed_again_before_a_reconfirm() -> None:
+    # H14/H15: limits read back after one reconnect do not stand for the next: while the link is down
+    # again nothing was programmed, so neither a re-confirm nor an arm is allowed
+    kernel = idle_laser_session()
+    kernel.handle(LinkLost("port closed", at=3.0))
+    kernel.handle(LinkRestored(at=4.0))
+    kernel.handle(LimitsReprogrammed(at=5.0))
+    assert kernel.handle(Reconfirmed(Role.PRACTITIONER, at=6.0)) == []
+    assert has(kernel.handle(LinkLost("port closed", at=7.0)), Pause, Hazard.H14_LOST_INFORMATION)
+    assert has(kernel.handle(Reconfirmed(Role.PRACTITIONER, at=8.0)), Refuse, Hazard.H15_DEVICE_RESET)
+    assert kernel.paused and not has(arm(kernel, 9.0), AllowArm)
+
