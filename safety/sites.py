@@ -80,7 +80,7 @@ def parse(text: str) -> tuple[str, str] | None:
     if ":" in text:
         region, _, side = text.strip().partition(":")
         if region in REGIONS and (side in SIDES or not side):
-            return region, side
+            return region, side if REGIONS[region][1] else ""  # a single region's side names the same skin
     words = _words(text)
     sides = {_SIDE_WORDS[w] for w in words if w in _SIDE_WORDS}
     rest = " ".join(w for w in words if w not in _SIDE_WORDS and w not in ("side", "of", "the", "and"))

@@ -269,10 +269,8 @@ def test_the_interval_rule_sees_one_site_however_it_was_written(earlier: str) ->
     assert open_items(plan, GOOD, ChecklistContext(TODAY, CONTEXT.calibration, other_side)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="sites.parse keeps a side written in key form on a region without sides "
-                                        "('nose:left' -> ('nose', 'left')): normalise raises, and same_site "
-                                        "tells 'nose:left' from 'nose:right'")
 def test_a_side_in_key_form_on_a_single_region_is_the_same_skin() -> None:
     # H13: "nose:left" is the nose, as "left nose" is.
     assert sites.same_site("nose:left", "nose:right")
     assert sites.normalise("nose:left") == "nose"
+    assert sites.label("nose:left") == "nose" and sites.parse("nose:both") == ("nose", "")
