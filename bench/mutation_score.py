@@ -7,6 +7,7 @@ equivalent when its diff hunk (the changed line with its context) is one judged 
 reason, in ``bench/mutation_equivalents.json``; a survivor matching none is printed as unjudged.
 
 Usage: python bench/mutation_score.py build/mutation/session.sqlite [more sessions ...]
+       python bench/mutation_score.py --equivalents   # the judged equivalents by module and reason (markdown)
 """
 
 from __future__ import annotations
@@ -31,7 +32,17 @@ def load_equivalents(path: Path = EQUIVALENTS) -> dict[tuple[str, tuple[str, ...
     return {(e["module"], tuple(e["hunk"])): e["reason"] for e in json.loads(path.read_text())}
 
 
+def print_equivalents(path: Path = EQUIVALENTS) -> None:
+    grouped = Counter((e["module"], e["reason"]) for e in json.loads(path.read_text()))
+    print("| module | mutants | why they cannot change behaviour |\n|---|---|---|")
+    for (module, reason), n in sorted(grouped.items(), key=lambda item: (item[0][0], -item[1])):
+        print(f"| `{module}` | {n} | {reason.replace('|', '/')} |")
+
+
 def main(paths: list[str]) -> int:
+    if paths == ["--equivalents"]:
+        print_equivalents()
+        return 0
     equivalents = load_equivalents()
     counts: dict[str, Counter[str]] = {}
     unjudged: list[tuple[str, str]] = []

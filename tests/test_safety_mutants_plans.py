@@ -224,6 +224,26 @@ def test_only_a_mole_plan_asks_for_the_physicians_benign_assessment() -> None:
     mole, wart = cryo(Indication.MOLE, area=0.5), cryo(Indication.AGE_WART)
     assert mole.benign_assessment_required and any("assessed as benign" in w for w in mole.warnings)
     assert not wart.benign_assessment_required and not any("benign" in w for w in wart.warnings)
+    for other in (Indication.SCAR, Indication.AGE_PIGMENTATION):  # sorted after and before "mole"
+        lesion = cryo(other)
+        assert not lesion.benign_assessment_required and not any("benign" in w for w in lesion.warnings), other
+
+
+def test_an_area_one_session_covers_is_not_told_to_come_back() -> None:
+    """H01: the "treat the rest in a later session" warning is for areas beyond one session's budget only."""
+    small = plan(Indication.AGE_SPOT, area=1.0)
+    assert isinstance(small, LaserPlan) and small.pulse_budget < 300
+    assert not any("later session" in w for w in small.warnings)
+
+
+def test_a_clinic_may_add_a_row_of_its_own_beside_the_ones_the_planner_needs(tmp_path: Path) -> None:
+    """A table with an extra, valid row loads; only a missing row the planner looks up is refused."""
+    text = DEFAULT_TABLE.read_text()
+    start = text.index("[laser.age_spot]")
+    row = text[start:text.index("\n[", start + 1) + 1]
+    path = tmp_path / "protocols.toml"
+    path.write_text(text + "\n" + row.replace("[laser.age_spot]", "[laser.age_spot_clinic]", 1))
+    assert "age_spot_clinic" in load_protocols(path).laser
 
 
 # ----------------------------------------------------------------------------- tattoo courses
