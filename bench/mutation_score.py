@@ -6,7 +6,8 @@ or the test command could not start (cosmic-ray's incompetent / exception outcom
 equivalent when its diff hunk (the changed line with its context) is one judged so, with the
 reason, in ``bench/mutation_equivalents.json``; a survivor matching none is printed as unjudged.
 
-Usage: python bench/mutation_score.py build/mutation/session.sqlite [more sessions ...]
+Usage: python bench/mutation_score.py build/mutation/session.sqlite [more sessions ...]  (a module
+       found in several sessions is scored from the last one given)
        python bench/mutation_score.py --equivalents   # the judged equivalents by module and reason (markdown)
 """
 
@@ -46,13 +47,17 @@ def main(paths: list[str]) -> int:
     equivalents = load_equivalents()
     counts: dict[str, Counter[str]] = {}
     unjudged: list[tuple[str, str]] = []
-    for path in paths:
+    latest: dict[str, list[tuple[str, str | None, str | None, str | None]]] = {}
+    for path in paths:  # a module in several sessions: the last one given counts (a re-run after a change)
         db = sqlite3.connect(path)
         rows = db.execute(
             "SELECT s.module_path, r.test_outcome, r.worker_outcome, r.diff FROM mutation_specs s "
             "LEFT JOIN work_results r ON r.job_id = s.job_id"
         ).fetchall()
-        for module, outcome, worker, diff in rows:
+        for module in {row[0] for row in rows}:
+            latest[module] = [row for row in rows if row[0] == module]
+    for module_rows in latest.values():
+        for module, outcome, worker, diff in module_rows:
             key = outcome if outcome in ("KILLED", "SURVIVED") else ("PENDING" if worker is None else "OTHER")
             if key == "SURVIVED" and (module, hunk(diff or "")) in equivalents:
                 key = "EQUIVALENT"

@@ -251,6 +251,8 @@ def acknowledge(kernel: KernelBase, fact: LockoutAcknowledged) -> list[Decision]
 def reconfirm(kernel: KernelBase, fact: Reconfirmed) -> list[Decision]:
     if fact.role != Role.PRACTITIONER:
         return [Refuse("only a practitioner may re-confirm a session", Hazard.H20_UNAUTHORISED_OPERATOR)]
+    if kernel.paused is None:
+        return [Refuse("the session is not paused: there is nothing to re-confirm", Hazard.H15_DEVICE_RESET)]
     if not kernel.reprogrammed:
         return [Refuse("the device's limits have not been programmed again yet", Hazard.H15_DEVICE_RESET)]
     kernel.paused = None

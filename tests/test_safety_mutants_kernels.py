@@ -205,3 +205,16 @@ def test_a_second_link_loss_needs_the_limits_programmed_again_before_a_reconfirm
     assert has(kernel.handle(Reconfirmed(Role.PRACTITIONER, at=8.0)), Refuse, Hazard.H15_DEVICE_RESET)
     assert kernel.paused and not has(arm(kernel, 9.0), AllowArm)
 
+
+
+def test_a_reconfirm_with_nothing_paused_is_refused_and_changes_nothing() -> None:
+    # H15: re-confirming is the answer to a pause; without one there is nothing to confirm (and
+    # nothing goes on the record as re-confirmed)
+    kernel = idle_laser_session()
+    refused = kernel.handle(Reconfirmed(Role.PRACTITIONER, at=1.0))
+    assert has(refused, Refuse, Hazard.H15_DEVICE_RESET) and "not paused" in refused[0].reason  # type: ignore[union-attr]
+    kernel.handle(BootSeen(at=2.0))
+    kernel.handle(LimitsReprogrammed(at=3.0))
+    assert kernel.handle(Reconfirmed(Role.PRACTITIONER, at=4.0)) == [] and kernel.paused is None
+    again = kernel.handle(Reconfirmed(Role.PRACTITIONER, at=5.0))
+    assert has(again, Refuse, Hazard.H15_DEVICE_RESET) and "not paused" in again[0].reason  # type: ignore[union-attr]

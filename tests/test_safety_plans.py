@@ -304,6 +304,14 @@ def test_interval_per_site_and_modality() -> None:
     assert open_items(plan, GOOD, ChecklistContext(TODAY, CONTEXT.calibration, other_site)) == []
     long_ago = (PreviousSession("arm", Modality.LASER, TODAY - timedelta(days=plan.interval_days)),)
     assert open_items(plan, GOOD, ChecklistContext(TODAY, CONTEXT.calibration, long_ago)) == []
+    # the other modality's session on the same site does not hold this one (either way round)
+    cryo = _plan(Indication.AGE_WART)
+    cryo_here = (PreviousSession(cryo.site, Modality.CRYO, TODAY - timedelta(days=3)),)
+    laser_here = (PreviousSession(cryo.site, Modality.LASER, TODAY - timedelta(days=3)),)
+    assert [i.item for i in open_items(cryo, GOOD, ChecklistContext(TODAY, CONTEXT.calibration, cryo_here))] == ["interval"]
+    assert open_items(cryo, GOOD, ChecklistContext(TODAY, CONTEXT.calibration, laser_here)) == []
+    cryo_on_arm = (PreviousSession("arm", Modality.CRYO, TODAY - timedelta(days=3)),)
+    assert open_items(plan, GOOD, ChecklistContext(TODAY, CONTEXT.calibration, cryo_on_arm)) == []
 
 
 def test_calibration_expiry_day_still_counts() -> None:
