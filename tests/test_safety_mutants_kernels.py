@@ -218,3 +218,22 @@ def test_a_reconfirm_with_nothing_paused_is_refused_and_changes_nothing() -> Non
     assert kernel.handle(Reconfirmed(Role.PRACTITIONER, at=4.0)) == [] and kernel.paused is None
     again = kernel.handle(Reconfirmed(Role.PRACTITIONER, at=5.0))
     assert has(again, Refuse, Hazard.H15_DEVICE_RESET) and "not paused" in again[0].reason  # type: ignore[union-attr]
+
+
+@rule("stop-again-on-every-stop-request", Hazard.H03_UNCOMMANDED_EMISSION, StopRequested)
+def _stop_again(kernel: Any, fact: StopRequested) -> list[Decision]:
+    return [Stop("a second rule stops on this request", Hazard.H03_UNCOMMANDED_EMISSION)]
+
+
+class _TwiceStoppingLaserKernel(LaserKernel):
+    RULES = LaserKernel.RULES + (_stop_again,)
+
+
+def test_one_stop_per_fact_however_many_rules_decide_it() -> None:
+    # H03: the unit gets one STOP for one fact (the first rule's reason goes on the record); two rules
+    # stopping on the same fact do not send it twice
+    kernel = _TwiceStoppingLaserKernel()
+    kernel.handle(SessionOpened(LASER_PLAN, at=0.0))
+    decisions = kernel.handle(StopRequested("screen", at=1.0))
+    stops = [d for d in decisions if isinstance(d, Stop)]
+    assert len(stops) == 1 and stops[0].reason != "a second rule stops on this request"
