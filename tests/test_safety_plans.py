@@ -304,6 +304,8 @@ def test_interval_per_site_and_modality() -> None:
     assert open_items(plan, GOOD, ChecklistContext(TODAY, CONTEXT.calibration, other_site)) == []
     long_ago = (PreviousSession("arm", Modality.LASER, TODAY - timedelta(days=plan.interval_days)),)
     assert open_items(plan, GOOD, ChecklistContext(TODAY, CONTEXT.calibration, long_ago)) == []
+    last_year = (PreviousSession("arm", Modality.LASER, TODAY - timedelta(days=365)),)  # long past the interval
+    assert open_items(plan, GOOD, ChecklistContext(TODAY, CONTEXT.calibration, last_year)) == []
     # the other modality's session on the same site does not hold this one (either way round)
     cryo = _plan(Indication.AGE_WART)
     cryo_here = (PreviousSession(cryo.site, Modality.CRYO, TODAY - timedelta(days=3)),)
