@@ -76,19 +76,28 @@ def key(region: str, side: str = "") -> str:
 
 
 def parse(text: str) -> tuple[str, str] | None:
-    """(region, side) read from a key or free text; None when no region of the list is named."""
-    if ":" in text:
-        region, _, side = text.strip().partition(":")
-        if region in REGIONS and (side in SIDES or not side):
-            return region, side if REGIONS[region][1] else ""  # a single region's side names the same skin
+    """(region, side) read from a key or free text; None when no region of the list is named. A side
+    named on a region without sides is dropped, however it was written: it is the same skin."""
+    found = _read_key(text) or _read_words(text)
+    if found is None:
+        return None
+    region, side = found
+    return region, side if REGIONS[region][1] else ""
+
+
+def _read_key(text: str) -> tuple[str, str] | None:
+    region, colon, side = text.strip().partition(":")
+    return (region, side) if colon and region in REGIONS and (side in SIDES or not side) else None
+
+
+def _read_words(text: str) -> tuple[str, str] | None:
     words = _words(text)
     sides = {_SIDE_WORDS[w] for w in words if w in _SIDE_WORDS}
     rest = " ".join(w for w in words if w not in _SIDE_WORDS and w not in ("side", "of", "the", "and"))
     region = _SYNONYMS.get(rest, rest.replace(" ", "_"))
     if region not in REGIONS:
         return None
-    side = "both" if len(sides) > 1 or "both" in sides else next(iter(sides), "")
-    return region, side if REGIONS[region][1] else ""
+    return region, "both" if len(sides) > 1 or "both" in sides else next(iter(sides), "")
 
 
 def normalise(text: str) -> str:
