@@ -88,12 +88,17 @@ def explain_instrument(exc: BaseException, role: str, resource: str) -> BenchErr
                       "check the instrument and its connection, then repeat", _short(exc))
 
 
+def device_named(kind: str) -> str:
+    """How an error names a unit: "the cryo unit (CP-2)"."""
+    name, model = DEVICES[kind]
+    return f"the {name} ({model})"
+
+
 def explain_device(exc: BaseException, kind: str, port: str) -> BenchError:
     """An exception from a unit's driver during a procedure, explained."""
     if isinstance(exc, BenchError):
         return exc
-    name, model = DEVICES[kind]
-    what = f"the {name} ({model})"
+    (name, model), what = DEVICES[kind], device_named(kind)
     if isinstance(exc, ValidationError):
         other = next((k for k in DEVICES if k != kind), kind)
         return BenchError(what, port, f"wrong device type on that port: the unit there does not identify itself as a "

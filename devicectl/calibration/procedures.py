@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 from pyvisa.errors import VisaIOError
 
-from devicectl.calibration.bench_errors import DEVICES, BenchError, explain_device, explain_instrument
+from devicectl.calibration.bench_errors import BenchError, device_named, explain_device, explain_instrument
 from drivers import CryoDriver, DriverError, LaserDriver
 from drivers.events import FreezePhase, Pulse, TipTelemetry
 from drivers.scpi import AsyncInstrument, EnergyMeter, InstrumentError, ReferenceThermometer
@@ -216,13 +216,13 @@ async def _calibrate_cryo(cryo: CryoDriver, thermometer: AsyncInstrument[Referen
     sample (telemetry at the unit's fastest rate) against reference readings taken back to back."""
     idn = await cryo.idn()
     tips: list[tuple[float, float]] = []  # (host time received, tip degC)
-    ended: list[float] = []  # host times the unit ended a freeze
+    ended = asyncio.Event()  # the unit ended the current freeze
 
     def listen(event: object) -> None:
         if isinstance(event, TipTelemetry):
             tips.append((time.monotonic(), event.tip_c))
         elif isinstance(event, FreezePhase) and event.phase == "end":
-            ended.append(time.monotonic())
+            ended.set()
 
     remove = cryo.add_listener(listen)
     points: list[CryoPoint] = []
@@ -242,14 +242,14 @@ async def _calibrate_cryo(cryo: CryoDriver, thermometer: AsyncInstrument[Referen
             await asyncio.sleep(freeze_s * 0.5)  # the tip settles on its target
             point = CryoPoint(target)
             opened = time.monotonic()
-            while len(point.reference_c) < samples and time.monotonic() < window_end and not ended:
+            while len(point.reference_c) < samples and time.monotonic() < window_end and not ended.is_set():
                 point.reference_c.append(await thermometer.measure_c())
                 progress(f"{target} degC: sample {len(point.reference_c)} of {samples}",
                          (index + 0.5 * len(point.reference_c) / samples) / len(targets_c))
                 await asyncio.sleep(REFERENCE_SPACING_S)
             closed = time.monotonic()
-            if ended and ended[0] <= closed or len(point.reference_c) < MIN_REFERENCE_SAMPLES:
-                raise BenchError(f"the {DEVICES['cryo'][0]} ({DEVICES['cryo'][1]})", cryo.url,
+            if ended.is_set() or len(point.reference_c) < MIN_REFERENCE_SAMPLES:  # no await since ``closed``
+                raise BenchError(device_named("cryo"), cryo.url,
                                  f"the freeze at {target} degC ended before the tip was measured "
                                  f"({len(point.reference_c)} reference readings, at least {MIN_REFERENCE_SAMPLES} needed)",
                                  "repeat with a longer freeze (--freeze), or with the bench less busy")
