@@ -54,8 +54,10 @@ def main(paths: list[str]) -> int:
             "SELECT s.module_path, r.test_outcome, r.worker_outcome, r.diff FROM mutation_specs s "
             "LEFT JOIN work_results r ON r.job_id = s.job_id"
         ).fetchall()
-        for module in {row[0] for row in rows}:
-            latest[module] = [row for row in rows if row[0] == module]
+        session: dict[str, list[tuple[str, str | None, str | None, str | None]]] = {}
+        for row in rows:
+            session.setdefault(row[0], []).append(row)
+        latest |= session
     for module_rows in latest.values():
         for module, outcome, worker, diff in module_rows:
             key = outcome if outcome in ("KILLED", "SURVIVED") else ("PENDING" if worker is None else "OTHER")
