@@ -3,8 +3,10 @@ the same scenarios prove every rule is load-bearing (tests/test_safety_rules_loa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 from safety.checklist import Calibration, ChecklistAnswers, ChecklistContext, PreviousSession
 from safety.decisions import AllowArm, AllowFreeze, Lockout, Pause, Program, Refuse, Stop
@@ -38,7 +40,7 @@ from safety.facts import (
     WatchdogSeen,
 )
 from safety.hazards import Hazard
-from safety.plans import Indication, Ink, Modality, PlanRequest, plan_treatment
+from safety.plans import DEFAULT_TABLE, Indication, Ink, Modality, PlanRequest, plan_treatment
 
 TODAY = date(2026, 11, 24)
 GOOD = ChecklistAnswers(identity_confirmed=True, consent_signed=True, eye_protection_all=True, no_sun_last_4_weeks=True,
@@ -574,3 +576,20 @@ CRYO_SCENARIOS = [
     cryo_mole_needs_benign_assessment, cryo_reboot_pauses, cryo_lost_unit_mid_freeze_ends_the_freeze,
     cryo_unconfirmed_stop_locks,
 ]
+
+
+def table_with(tmp_path: Path, section: str, **values: Any) -> Path:
+    """The default protocol table with ``values`` written into ``[section]``, as a clinic edits it."""
+    current, seen, out = "", set(), []
+    for line in DEFAULT_TABLE.read_text().splitlines():
+        if line.startswith("["):
+            current = line.strip()[1:-1]
+        key = line.split("=")[0].strip()
+        if current == section and key in values:
+            line = f"{key} = {values[key]!r}"
+            seen.add(key)
+        out.append(line)
+    assert seen == set(values), f"{section} has no {set(values) - seen}"
+    path = tmp_path / f"protocols-{len(list(tmp_path.iterdir()))}.toml"
+    path.write_text("\n".join(out) + "\n")
+    return path

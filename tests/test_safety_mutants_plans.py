@@ -35,25 +35,9 @@ from safety.plans import (
     load_protocols,
     plan_treatment,
 )
+from tests.safety_scenarios import table_with
 
 TABLE = load_protocols()
-
-
-def table_with(tmp_path: Path, section: str, **values: Any) -> Path:
-    """The default protocol table with ``values`` written into ``[section]``, as a clinic edits it."""
-    current, seen, out = "", set(), []
-    for line in DEFAULT_TABLE.read_text().splitlines():
-        if line.startswith("["):
-            current = line.strip()[1:-1]
-        key = line.split("=")[0].strip()
-        if current == section and key in values:
-            line = f"{key} = {values[key]!r}"
-            seen.add(key)
-        out.append(line)
-    assert seen == set(values), f"{section} has no {set(values) - seen}"
-    path = tmp_path / f"protocols-{len(list(tmp_path.iterdir()))}.toml"
-    path.write_text("\n".join(out) + "\n")
-    return path
 
 
 def plan(indication: Indication, skin: int = 2, sensitive: bool = False, area: float = 1.0,

@@ -37,7 +37,7 @@ from safety.plans import (
     load_protocols,
     plan_treatment,
 )
-from tests.safety_scenarios import CONTEXT, GOOD, TODAY
+from tests.safety_scenarios import CONTEXT, GOOD, TODAY, table_with
 
 TABLE = load_protocols()
 CEILING_FLUENCE = {1064: 10.0, 532: 5.0}
@@ -201,31 +201,20 @@ def test_a_table_beyond_a_ceiling_is_refused_naming_the_key(tmp_path: Path, old:
         load_protocols(bad)
 
 
-def _edited_row(section: str, old: str, new: str) -> str:
-    """The default table with one line of ``[section]`` changed, as a clinic might edit it."""
-    text = DEFAULT_TABLE.read_text()
-    head = text.index(f"[{section}]\n")
-    line = text.index(old, head)
-    assert text.find("\n[", head + 1) > line, f"{old} is not in [{section}]"
-    return text[:line] + new + text[line + len(old):]
-
-
 @pytest.mark.parametrize(
-    ("section", "old", "new", "said"),
+    ("section", "wavelength", "said"),
     [
         # H10: the dark-skin rows stay at 1064 nm whatever a clinic's table says
-        ("laser.age_spot_dark", "wavelength_nm = 1064", "wavelength_nm = 532", "skin types IV-VI are not treated at 532"),
+        ("laser.age_spot_dark", 532, "skin types IV-VI are not treated at 532"),
         # H19: each ink row keeps the wavelength its inks absorb
-        ("laser.tattoo_dark_ink", "wavelength_nm = 1064", "wavelength_nm = 532", "must be 1064 nm, not 532"),
-        ("laser.tattoo_red_ink", "wavelength_nm = 532", "wavelength_nm = 1064", "must be 532 nm, not 1064"),
+        ("laser.tattoo_dark_ink", 532, "must be 1064 nm, not 532"),
+        ("laser.tattoo_red_ink", 1064, "must be 532 nm, not 1064"),
     ],
 )
-def test_a_table_cannot_move_a_row_to_the_wrong_wavelength(tmp_path: Path, section: str, old: str, new: str,
+def test_a_table_cannot_move_a_row_to_the_wrong_wavelength(tmp_path: Path, section: str, wavelength: int,
                                                            said: str) -> None:
-    bad = tmp_path / "protocols.toml"
-    bad.write_text(_edited_row(section, old, new))
     with pytest.raises(ProtocolTableError, match=f"{section}.wavelength_nm") as refused:
-        load_protocols(bad)
+        load_protocols(table_with(tmp_path, section, wavelength_nm=wavelength))
     assert said in str(refused.value)
 
 
@@ -241,9 +230,8 @@ def test_a_table_without_a_row_the_planner_needs_is_refused_by_name(tmp_path: Pa
 
 
 def test_a_ceiling_for_a_wavelength_the_laser_lacks_does_not_let_a_row_use_it(tmp_path: Path) -> None:
-    bad = tmp_path / "protocols.toml"
-    bad.write_text(_edited_row("laser.age_spot", "wavelength_nm = 532", "wavelength_nm = 755").replace(
-        "{ 1064 = 10.0, 532 = 5.0 }", "{ 1064 = 10.0, 532 = 5.0, 755 = 8.0 }", 1))
+    bad = table_with(tmp_path, "laser.age_spot", wavelength_nm=755)
+    bad.write_text(bad.read_text().replace("{ 1064 = 10.0, 532 = 5.0 }", "{ 1064 = 10.0, 532 = 5.0, 755 = 8.0 }", 1))
     assert "755 = 8.0" in bad.read_text()
     with pytest.raises(ProtocolTableError, match=r"laser\.age_spot\.wavelength_nm: 755 is not a wavelength of this laser"):
         load_protocols(bad)
