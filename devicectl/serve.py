@@ -20,6 +20,7 @@ import uvicorn
 
 from devicectl.core import heap, loopguard
 from devicectl.core.config import DeviceConfig, MqttConfig, Settings
+from devicectl.core.loops import LoopThread
 from devicectl.core.procs import PortTaken, die_with_parent, require_free_port
 from devicectl.core.service import Service
 from devicectl.mqtt import broker
@@ -109,6 +110,11 @@ def guard_loop(settings: Settings) -> None:
     loopguard.install(settings.slow_callback_ms / 1000, report, threading.get_ident())
 
 
+def _shut_down(server: uvicorn.Server) -> None:
+    """Ctrl-C or SIGTERM: the HTTP server finishes its requests, then the service stops the devices."""
+    server.should_exit = True
+
+
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # SIGTERM stops the service as Ctrl-C does: devices stopped, children ended
 
@@ -161,19 +167,33 @@ async def _serve(settings: Settings, addresses: dict[str, Any]) -> int:
                             ssl_keyfile=str(settings.tls_key) if tls else None)
     server = uvicorn.Server(config)
     config.load()
-    await service.start()
+    # the people's side (HTTP, WebSocket, MQTT) on a loop of its own; this loop carries the devices (H26)
+    edge = LoopThread("devicectl-edge").start()
+    try:
+        return await _serve_on(service, server, edge, asgi, settings, addresses)
+    finally:
+        edge.stop()
+
+
+async def _serve_on(service: Service, server: uvicorn.Server, edge: LoopThread, asgi: Any, settings: Settings,
+                    addresses: dict[str, Any]) -> int:
+    await service.start(edge.loop)
     if addresses:
         await asyncio.to_thread(seed_factory_calibrations, service, addresses)
-    serving = asyncio.get_running_loop().create_task(server.serve())
+    serving = asyncio.ensure_future(edge.run(server.serve()))
     while not server.started and not serving.done():
         await asyncio.sleep(0.02)
     if serving.done():  # the HTTP port could not be opened: uvicorn said why
         await service.stop()
         await serving
         return 1
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # uvicorn, off the main thread, does not hear them
+        loop.add_signal_handler(signum, _shut_down, server)
     await _warm_up(asgi)
     heap.settle()  # start-up's objects out of the collector's walk (H26)
     guard_loop(settings)  # from now on (start-up imports its modules once, before any session can run)
+    tls = settings.tls_cert is not None
     url = f"{'https' if tls else 'http'}://{settings.http_host}:{settings.http_port}"
     print(f"devicectl service on {url}  (data in {settings.data_dir.resolve()})", flush=True)
     for device in settings.devices:

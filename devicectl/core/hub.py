@@ -1,41 +1,100 @@
-"""Fan-out of live messages (state, telemetry, pulses, faults) to WebSocket clients and MQTT."""
+"""Fan-out of live messages (state, telemetry, pulses, faults) to WebSocket clients and MQTT.
+
+Messages are published on the service loop; a listener may live on another loop (the edge loop
+of ``devicectl serve``, devicectl/core/loops.py). Listeners on the publisher's thread get each
+message at once; those of another loop get what one turn of the publisher's loop published in one
+hand-over, after the callbacks already due (a STOP decided with the message goes first), so the
+devices' path pays one wake-up per turn, never one per message and listener.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import Any
 
 QUEUE_SIZE = 1000
 
+Message = dict[str, Any]
+Sink = Callable[[Message], None]
+
 
 class Hub:
     def __init__(self) -> None:
-        self._queues: set[asyncio.Queue[dict[str, Any]]] = set()
-        self._sinks: list[Callable[[dict[str, Any]], None]] = []
+        #: each listener (a queue or a sink) -> its loop (None: none) and the thread that loop runs on
+        self._listeners: dict[Any, tuple[asyncio.AbstractEventLoop | None, int]] = {}
+        self._lock = threading.Lock()
+        self._outbox: list[Message] = []  # for listeners of other threads, until the publisher's turn ends
+        self._flush_due = False
         self.dropped = 0
 
-    def publish(self, message: dict[str, Any]) -> None:
-        for queue in list(self._queues):
-            if queue.full():  # a slow screen loses its oldest messages, never blocks the devices
-                queue.get_nowait()
+    def publish(self, message: Message) -> None:
+        here = threading.get_ident()
+        elsewhere = False
+        for listener, (_, thread) in list(self._listeners.items()):
+            if thread == here:
+                self._give(listener, message)
+            else:
+                elsewhere = True
+        if elsewhere:
+            with self._lock:
+                self._outbox.append(message)
+                if self._flush_due:
+                    return
+                self._flush_due = True
+            try:
+                asyncio.get_running_loop().call_soon(self._hand_over)
+            except RuntimeError:  # published off any loop: handed over now
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        with self._lock:
+            batch, self._outbox, self._flush_due = self._outbox, [], False
+        here = threading.get_ident()
+        loops = {loop for loop, thread in self._listeners.values() if thread != here and loop is not None}
+        for loop in loops:
+            try:
+                loop.call_soon_threadsafe(self._deliver, loop, batch)
+            except RuntimeError:  # that loop is closed: its listeners are gone with it
+                pass
+
+    def _deliver(self, loop: asyncio.AbstractEventLoop, batch: list[Message]) -> None:
+        listeners = [listener for listener, (its_loop, _) in list(self._listeners.items()) if its_loop is loop]
+        for message in batch:
+            for listener in listeners:
+                self._give(listener, message)
+
+    def _give(self, listener: Any, message: Message) -> None:
+        if isinstance(listener, asyncio.Queue):
+            if listener.full():  # a slow screen loses its oldest messages, never blocks the devices
+                listener.get_nowait()
                 self.dropped += 1
-            queue.put_nowait(message)
-        for sink in list(self._sinks):
-            sink(message)
+            listener.put_nowait(message)
+        else:
+            listener(message)
 
     @property
     def listening(self) -> bool:
         """Anyone to tell? (Messages nobody reads are not even built.)"""
-        return bool(self._queues or self._sinks)
+        return bool(self._listeners)
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
-        self._queues.add(queue)
+    def subscribe(self) -> asyncio.Queue[Message]:
+        """A queue of every message from now on, filled on the caller's loop."""
+        queue: asyncio.Queue[Message] = asyncio.Queue(QUEUE_SIZE)
+        self._listeners[queue] = (_running_loop(), threading.get_ident())
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
-        self._queues.discard(queue)
+    def unsubscribe(self, queue: asyncio.Queue[Message]) -> None:
+        self._listeners.pop(queue, None)
 
-    def add_sink(self, sink: Callable[[dict[str, Any]], None]) -> None:
-        self._sinks.append(sink)
+    def add_sink(self, sink: Sink) -> None:
+        """``sink(message)`` for every message, called on the caller's loop (it never blocks nor raises)."""
+        self._listeners[sink] = (_running_loop(), threading.get_ident())
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from devicectl.calibration.records import expiry, list_calibrations, record_calibration
 from devicectl.calibration.runs import CalibrationRuns
@@ -14,6 +15,7 @@ from devicectl.core.auth import Accounts, User
 from devicectl.core.config import Settings
 from devicectl.core.consoles import Consoles
 from devicectl.core.hub import Hub
+from devicectl.core.loops import call_on, run_on
 from devicectl.core.service_mode import ServiceModes
 from devicectl.core.sessions import Sessions
 from devicectl.core.store import Store
@@ -21,6 +23,7 @@ from devicectl.core.supervisor import DeviceSupervisor
 from safety.plans import load_protocols
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Service:
@@ -45,8 +48,24 @@ class Service:
         self._heap_keeper: asyncio.Task[None] | None = None
         self.first_admin_pin: str | None = None
         self.interrupted: list[int] = []
+        #: the loop the devices, their kernels and everything of the service run on (set by ``start``)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        #: the loop of the people's side (HTTP, WebSocket, MQTT) when it has its own (devicectl/core/loops.py)
+        self.edge_loop: asyncio.AbstractEventLoop | None = None
 
-    async def start(self) -> None:
+    async def run(self, work: Coroutine[Any, Any, T]) -> T:
+        """Await ``work`` on the service loop, from whichever loop asks (the edge's hand-over)."""
+        return await run_on(self.loop, work)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the service loop, from whichever loop asks."""
+        return await call_on(self.loop, fn, *args)
+
+    async def start(self, edge_loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Start on this loop (the service loop); ``edge_loop``, when the people's side has a loop of
+        its own, runs the MQTT bridge."""
+        self.loop = asyncio.get_running_loop()
+        self.edge_loop = edge_loop
         if self.settings.mqtt is not None:  # imported now (tenths of a second), not while the devices link up
             from devicectl.mqtt import bridge as mqtt  # noqa: F401
         self.interrupted = await self.sessions.mark_interrupted()
@@ -64,7 +83,7 @@ class Service:
             if config.password is None and config.password_file is not None:
                 config = config.model_copy(update={"password": config.password_file.read_text().strip()})
             self.mqtt = MqttBridge(config, self)
-            self.mqtt.start()
+            await call_on(edge_loop, self.mqtt.start)  # its client's reads and writes on the edge loop
             self.audit.listeners.append(self.mqtt.audit_checkpoint)  # each signed checkpoint, retained
 
     def idle(self) -> bool:
@@ -81,7 +100,7 @@ class Service:
         await self.audit.append("system", "service.stopped")
         await self.audit.checkpoint()  # the head, signed, in the checkpoint file (and over MQTT): a cut tail shows
         if self.mqtt is not None:
-            await self.mqtt.stop()  # after the last checkpoint: its publication is awaited, then "offline"
+            await run_on(self.edge_loop, self.mqtt.stop())  # after the last checkpoint: published, then "offline"
         await asyncio.to_thread(self.store.close)  # the writer commits what is queued, then stops
 
     def devices(self) -> list[dict[str, Any]]:

@@ -18,13 +18,16 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from devicectl.core.config import MqttConfig
+
+if TYPE_CHECKING:
+    from devicectl.core.service import Service
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 2000
@@ -33,7 +36,7 @@ STOP_FLUSH_S = 3.0  #: at most this long at shutdown for the last audit checkpoi
 
 
 class MqttBridge:
-    def __init__(self, config: MqttConfig, service: Any) -> None:
+    def __init__(self, config: MqttConfig, service: Service) -> None:
         self.config = config
         self.service = service
         self.base = f"{config.prefix}/{config.site}"
@@ -165,10 +168,11 @@ class _Channel(_Connection):
 
     async def on_connected(self, client: aiomqtt.Client) -> None:
         supervisor = self.bridge.service.supervisors[self.device]
-        self._published_link = supervisor.status.connected
+        snapshot = await self.bridge.service.call(supervisor.snapshot)  # read on the service loop
+        self._published_link = snapshot["connected"]
         online = b"online" if self._published_link else b"offline"
         await client.publish(self.availability_topic, online, qos=1, retain=True)
-        await client.publish(self.bridge.topic(self.device, "state"), json.dumps(supervisor.snapshot(), default=str).encode(),
+        await client.publish(self.bridge.topic(self.device, "state"), json.dumps(snapshot, default=str).encode(),
                              qos=1, retain=True)
 
     async def serve(self, client: aiomqtt.Client) -> None:
@@ -194,7 +198,8 @@ class _Control(_Connection):
 
     async def on_connected(self, client: aiomqtt.Client) -> None:
         await client.publish(self.availability_topic, b"online", qos=1, retain=True)
-        await client.publish(self.bridge.topic("service", "status"), json.dumps(self.status()).encode(), qos=1, retain=True)
+        await client.publish(self.bridge.topic("service", "status"), json.dumps(await self.status()).encode(), qos=1,
+                             retain=True)
         await self.publish_checkpoint()
         # one command topic per MQTT user: the broker's ACL lets each user write only its own, so
         # the topic names who sent the command (MQTT itself does not tell a subscriber)
@@ -211,8 +216,9 @@ class _Control(_Connection):
     def reply_root(self, user: str) -> str:
         return f"{self.bridge.config.prefix}/reply/{user}/"
 
-    def status(self) -> dict[str, Any]:
-        return {"service": "devicectl", "at": time.time(), "devices": self.bridge.service.devices(),
+    async def status(self) -> dict[str, Any]:
+        service = self.bridge.service
+        return {"service": "devicectl", "at": time.time(), "devices": await service.call(service.devices),
                 "mqtt": self.bridge.stats()}
 
     async def serve(self, client: aiomqtt.Client) -> None:
@@ -227,6 +233,7 @@ class _Control(_Connection):
                 # replies go only where that user may read them (the ACL), never to a topic of
                 # the requester's choosing such as another device's availability
                 log.warning("mqtt: %s asked for a reply on %r; replies go to %s#", user, response_topic, self.reply_root(user))
+                # queued to the store's writer from this loop, awaited until committed
                 await self.bridge.service.audit.append(f"mqtt:{user}", "mqtt.reply.refused", topic=response_topic[:200])
                 continue
             out = Properties(PacketTypes.PUBLISH)
@@ -250,13 +257,18 @@ class _Control(_Connection):
                 # STOP is always accepted: an unknown name stops every device rather than none
                 device = None
             names = [device] if device else list(service.supervisors)
-            results = await asyncio.gather(*[service.supervisors[name].stop_and_confirm(f"mqtt by {user}") for name in names])
-            stopped = [name for name, ok in zip(names, results) if ok]
-            unconfirmed = [name for name, ok in zip(names, results) if not ok]
-            await service.audit.append(f"mqtt:{user}", "stop", origin="mqtt", devices=names, confirmed=stopped, unconfirmed=unconfirmed)
-            return {"ok": not unconfirmed, "stopped": stopped, "unconfirmed": unconfirmed}
+            answer: dict[str, Any] = await service.run(self._stop(names, user))
+            return answer  # decided on the service loop, with the devices
         if command == "status":
-            return {"ok": True, "status": self.status()}
+            return {"ok": True, "status": await self.status()}
         if command in ("arm", "ready", "freeze", "fire", "start"):
             return {"ok": False, "error": "arming and treatment need an authenticated session at the service; MQTT can only stop"}
         return {"ok": False, "error": f"unknown command {command!r}; known: status, stop"}
+
+    async def _stop(self, names: list[str], user: str) -> dict[str, Any]:
+        service = self.bridge.service
+        results = await asyncio.gather(*[service.supervisors[name].stop_and_confirm(f"mqtt by {user}") for name in names])
+        stopped = [name for name, ok in zip(names, results) if ok]
+        unconfirmed = [name for name, ok in zip(names, results) if not ok]
+        await service.audit.append(f"mqtt:{user}", "stop", origin="mqtt", devices=names, confirmed=stopped, unconfirmed=unconfirmed)
+        return {"ok": not unconfirmed, "stopped": stopped, "unconfirmed": unconfirmed}

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
@@ -18,6 +19,7 @@ from fastapi import Depends, FastAPI, Header, Request, WebSocket, WebSocketDisco
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -25,6 +27,7 @@ from devicectl.calibration.records import CalibrationError
 from devicectl.core.auth import AuthError, User
 from devicectl.core.history import install as install_history
 from devicectl.core.ids import SessionId
+from devicectl.core.loops import on_loop, post
 from devicectl.core.patients import install as install_patients
 from devicectl.core.service import Service
 from devicectl.core.sessions import SessionError
@@ -132,7 +135,8 @@ async def current_user(request: Request, token: Annotated[str, Depends(token_of)
     cached = getattr(request.state, "user", None)  # the access rule's dependency read it already
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    user = await request.app.state.service.accounts.authenticate(token)  # read off the event loop
+    service: Service = request.app.state.service
+    user = await service.run(service.accounts.authenticate(token))  # on the service loop; hashed off it
     request.state.user = user
     return user
 
@@ -146,6 +150,19 @@ def client_of(request: Request) -> str:
 Token = Annotated[str, Depends(token_of)]
 
 
+def service_route(service: Service) -> type[APIRoute]:
+    """The route class of the API: each endpoint runs on the service loop (devicectl/core/loops.py);
+    reading and validating the request and serialising the answer stay on the loop serving HTTP."""
+
+    class ServiceRoute(APIRoute):
+        def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+            if inspect.iscoroutinefunction(endpoint):
+                endpoint = on_loop(lambda: service.loop, endpoint)
+            super().__init__(path, endpoint, **kwargs)
+
+    return ServiceRoute
+
+
 def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -157,7 +174,9 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
 
     app = FastAPI(title="devicectl", version="0.1.0", lifespan=lifespan,
                   description="Treatment device control under the safety kernel.",
-                  dependencies=[Depends(access_rule(service))])  # who may call which route (devicectl/web/access.py)
+                  # who may call which route (devicectl/web/access.py), decided on the service loop
+                  dependencies=[Depends(on_loop(lambda: service.loop, access_rule(service)))])
+    app.router.route_class = service_route(service)  # every route added from here on
 
     @app.exception_handler(AuthError)
     async def auth_error(request: Request, exc: AuthError) -> JSONResponse:
@@ -311,18 +330,19 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
     # ------------------------------------------------------------------ live stream
     @app.websocket("/ws")
     async def live(websocket: WebSocket, token: str = "") -> None:
+        """The live stream, sent from the loop serving HTTP; what it asks of the service runs on the service loop."""
         try:
-            user = await service.accounts.authenticate(token)
+            user = await service.run(service.accounts.authenticate(token))
         except AuthError:
             await websocket.close(code=4401)
             return
         await websocket.accept()
-        queue = service.hub.subscribe()
-        service.consoles.opened(token)
+        queue = service.hub.subscribe()  # filled on this loop
+        await service.call(service.consoles.opened, token)
 
         async def send() -> None:
             with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-                await websocket.send_json({"type": "hello", "user": user.name, "devices": service.devices()})
+                await websocket.send_json({"type": "hello", "user": user.name, "devices": await service.call(service.devices)})
                 while True:
                     await websocket.send_json(await queue.get())
 
@@ -338,7 +358,7 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
             service.hub.unsubscribe(queue)
-            service.consoles.closed(token, user)  # its token's last screen: what it armed is stopped
+            post(service.loop, service.consoles.closed, token, user)  # its token's last screen: what it armed is stopped
             with contextlib.suppress(Exception):
                 await websocket.close()
 

@@ -1,0 +1,194 @@
+"""Two loops (devicectl/core/loops.py): the devices' loop and the people's side hand work over to
+each other; the service's operations run on the service loop whoever asks, and live messages
+reach listeners on the other loop in order, after whatever the service loop already had due."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devicectl.core.config import load_settings
+from devicectl.core.hub import QUEUE_SIZE, Hub
+from devicectl.core.loops import LoopThread, call_on, post, run_on
+from devicectl.core.service import Service
+from devicectl.web.api import create_app
+
+
+@pytest.fixture
+def other() -> Iterator[LoopThread]:
+    thread = LoopThread("other").start()
+    yield thread
+    thread.stop()
+
+
+async def _where() -> int:
+    return threading.get_ident()
+
+
+async def _fail() -> None:
+    raise LookupError("raised over there")
+
+
+def test_work_runs_on_the_loop_named_and_its_answer_or_error_comes_back(other: LoopThread) -> None:
+    async def scenario() -> None:
+        assert await run_on(other.loop, _where()) == other.ident != threading.get_ident()
+        assert await run_on(asyncio.get_running_loop(), _where()) == threading.get_ident()  # this loop: a plain await
+        assert await run_on(None, _where()) == threading.get_ident()
+        with pytest.raises(LookupError, match="raised over there"):
+            await run_on(other.loop, _fail())
+        assert await call_on(other.loop, threading.get_ident) == other.ident
+        with pytest.raises(ZeroDivisionError):
+            await call_on(other.loop, lambda: 1 / 0)
+        assert await other.run(_where()) == other.ident
+
+    asyncio.run(scenario())
+
+
+def test_cancelling_the_caller_cancels_the_work_over_there(other: LoopThread) -> None:
+    started, ended = threading.Event(), threading.Event()
+
+    async def long_work() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        finally:
+            ended.set()
+
+    async def scenario() -> None:
+        caller = asyncio.ensure_future(run_on(other.loop, long_work()))
+        await asyncio.to_thread(started.wait, 5)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        assert await asyncio.to_thread(ended.wait, 5)
+
+    asyncio.run(scenario())
+
+
+def test_post_runs_on_the_loops_thread_without_waiting(other: LoopThread) -> None:
+    seen: list[int] = []
+    done = threading.Event()
+    post(other.loop, lambda: (seen.append(threading.get_ident()), done.set()))
+    assert done.wait(5) and seen == [other.ident]
+    post(None, lambda: seen.append(threading.get_ident()))  # no loop: called now
+    assert seen[-1] == threading.get_ident()
+
+
+def test_a_listener_on_another_loop_gets_every_message_in_order_after_what_was_due(other: LoopThread) -> None:
+    """What the service loop had due when it published (a STOP's task, say) runs before the
+    hand-over; the listener gets every message of the turn, in order, on its own thread."""
+    hub = Hub()
+    order: list[str] = []
+    threads: set[int] = set()
+    delivered = threading.Event()
+
+    def sink(message: dict[str, Any]) -> None:
+        threads.add(threading.get_ident())
+        order.append(f"message {message['n']}")
+        if message["n"] == 2:
+            delivered.set()
+
+    async def listen() -> None:
+        hub.add_sink(sink)
+
+    async def publish() -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_soon(order.append, "due before")  # e.g. the STOP a fact decided, scheduled as it was decided
+        for n in range(3):
+            hub.publish({"n": n})
+        order.append("published")
+
+    asyncio.run(other.run(listen()))
+
+    async def scenario() -> None:
+        await publish()
+        await asyncio.sleep(0)  # the turn ends: what was due runs, then the hand-over
+
+    asyncio.run(scenario())
+    assert delivered.wait(5)
+    assert order == ["published", "due before", "message 0", "message 1", "message 2"]
+    assert threads == {other.ident}
+
+
+def test_a_slow_screen_on_another_loop_loses_its_oldest_messages(other: LoopThread) -> None:
+    hub = Hub()
+
+    async def subscribe() -> asyncio.Queue[dict[str, Any]]:
+        return hub.subscribe()
+
+    queue = asyncio.run(other.run(subscribe()))
+
+    async def flood() -> None:
+        for n in range(QUEUE_SIZE + 5):
+            hub.publish({"n": n})
+
+    asyncio.run(flood())
+
+    async def drain() -> list[int]:
+        while queue.qsize() < QUEUE_SIZE:
+            await asyncio.sleep(0.01)
+        return [queue.get_nowait()["n"] for _ in range(queue.qsize())]
+
+    got = asyncio.run(other.run(drain()))
+    assert got == list(range(5, QUEUE_SIZE + 5)) and hub.dropped == 5
+
+
+def test_a_listener_on_the_publishers_thread_gets_each_message_at_once() -> None:
+    hub = Hub()
+    got: list[dict[str, Any]] = []
+    hub.add_sink(got.append)
+    hub.publish({"n": 1})
+    assert got == [{"n": 1}]
+
+
+def test_the_api_runs_each_operation_on_the_service_loop(tmp_path: Path) -> None:
+    """Requests are served on one loop and answered on it; the endpoint, the access rule and the
+    token's check run on the service loop, and a refusal raised there is answered as such."""
+    service = Service(load_settings(None, data_dir=tmp_path))
+    app = create_app(service, manage_lifecycle=False)
+    devices_loop = LoopThread("service").start()
+    ran_on: dict[str, set[int]] = {"devices": set(), "authenticate": set()}
+    devices, authenticate = service.devices, service.accounts.authenticate
+
+    def watched_devices() -> list[dict[str, Any]]:
+        ran_on["devices"].add(threading.get_ident())
+        return devices()
+
+    async def watched_authenticate(token: str | None) -> Any:
+        ran_on["authenticate"].add(threading.get_ident())
+        return await authenticate(token)
+
+    service.devices = watched_devices  # type: ignore[method-assign]
+    service.accounts.authenticate = watched_authenticate  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        await devices_loop.run(service.start(asyncio.get_running_loop()))
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://edge") as client:
+                first = (await client.post("/api/login", json={"name": "admin", "pin": service.first_admin_pin})).json()
+                headers = {"Authorization": f"Bearer {first['token']}"}
+                changed = await client.post("/api/me/pin", json={"old_pin": service.first_admin_pin, "new_pin": "739104"},
+                                            headers=headers)
+                assert changed.status_code == 200
+                token = (await client.post("/api/login", json={"name": "admin", "pin": "739104"})).json()["token"]
+                headers = {"Authorization": f"Bearer {token}"}
+                assert (await client.get("/api/devices", headers=headers)).status_code == 200
+                refused = await client.get("/api/sessions/999", headers=headers)  # the access rule's, raised there
+                assert refused.status_code == 403 and "only a practitioner" in refused.json()["error"]
+                queue = service.hub.subscribe()  # a screen's queue, on this loop
+                await service.call(lambda: [service.hub.publish({"n": n}) for n in range(3)])
+                assert [(await asyncio.wait_for(queue.get(), 5))["n"] for _ in range(3)] == [0, 1, 2]
+        finally:
+            await devices_loop.run(service.stop())
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        devices_loop.stop()
+    assert ran_on == {"devices": {devices_loop.ident}, "authenticate": {devices_loop.ident}}
