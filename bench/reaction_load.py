@@ -6,7 +6,13 @@ executed. Run twice in one go: normal storage, then every commit of the store de
 
 Goal: p99 <= 1 ms in both (2 ms at the very most), and the slow-storage p99 <= 1.2 x the normal one.
 
-    .venv/bin/python bench/reaction_load.py [--trials 100] [--units 8] [--delay-ms 40]
+    .venv/bin/python bench/reaction_load.py [--trials 100] [--units 8] [--delay-ms 40] [--shared-cpus]
+
+CPUs: the lasers are units with processors of their own, so by default they have the last CPU and
+the service (with its MQTT broker) the others; the screens are other machines, so their process
+runs beside the service at the lowest priority (nice 19): it takes the CPU the service leaves, as
+the load it stands for would. ``--shared-cpus`` lets the scheduler put everything anywhere at equal
+priority (a host running its own screens and simulators: the figures of the runs before the two loops).
 
 Three processes: the lasers (this script with ``farm``, on ptys, like bench/sim_farm.py), the
 clients (this script with ``clients``: WebSockets and API requests), and the service (here, as
@@ -35,6 +41,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 HERE = Path(__file__).resolve()
+#: CPUs of the service and of the lasers; None: shared by everything (--shared-cpus)
+CPUS: tuple[set[int], set[int]] | None = None
 LOCKOUTS: list[str] = []  # lock-outs met while re-arming (acknowledged, counted in the output)
 ALL_CHECKED = {"identity_confirmed": True, "consent_signed": True, "eye_protection_all": True,
                "no_sun_last_4_weeks": True, "benign_assessed": True}
@@ -69,6 +77,7 @@ async def farm(count: int) -> None:
                 host.unit.executed_at.pop("STOP", None)
                 await host.call("set_input", {"name": "interlock", "value": 0})
                 opened_at[i] = host.unit.now
+                answer["opened_mono"] = time.monotonic()  # the system-wide clock the service reads too
             elif op == "close":
                 await host.call("set_input", {"name": "interlock", "value": 1})
             elif op == "foot":
@@ -88,7 +97,8 @@ async def farm(count: int) -> None:
 
 class Farm:
     def __init__(self, count: int) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(HERE), "farm", str(count)], stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen([sys.executable, str(HERE), "farm", str(count)], stdout=subprocess.PIPE, text=True,
+                                     preexec_fn=units_cpu)  # noqa: PLW1509 (one system call)
         assert self.proc.stdout is not None
         info = json.loads(self.proc.stdout.readline())
         self.ports: list[str] = info["ports"]
@@ -154,7 +164,7 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     from devicectl.core import heap, loopguard
     from devicectl.core.config import DeviceConfig, MqttConfig, load_settings
     from devicectl.core.loopguard import SWITCH_INTERVAL_S
-    from devicectl.core.loops import LoopThread
+    from devicectl.core.loops import LoopThread, put_behind
     from devicectl.core.service import Service
     from devicectl.mqtt import broker
     from devicectl.web.api import create_app
@@ -179,6 +189,8 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     mqtt_port = broker.free_port()
     broker.write_config(mqtt_dir, mqtt_port)
     mosquitto = broker.start_broker(mqtt_dir, mqtt_port)
+    if CPUS is not None:
+        os.sched_setaffinity(mosquitto.pid, CPUS[0])  # the broker runs on the service's host
     http_port = broker.free_port()
     settings = load_settings(
         None, data_dir=root / "data", http_port=http_port, store_commit_delay_ms=delay_ms,
@@ -191,6 +203,7 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     devices, edge = LoopThread("service").start(), LoopThread("edge").start()
     await devices.run(service.start(edge.loop))
     heap.settle()  # as devicectl serve does once started (H26)
+    put_behind(devices.native_id)  # as devicectl serve does
     serving: asyncio.Future[None] | None = None
     load: subprocess.Popen[bytes] | None = None
     url = f"http://127.0.0.1:{http_port}"
@@ -231,16 +244,25 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
                 await fire(api, pat, lasers, i, sid, service)
             load = await asyncio.to_thread(subprocess.Popen, [sys.executable, str(HERE), "clients", url,
                                                               pat["Authorization"][7:], ",".join(map(str, sids))],
-                                           stdout=subprocess.PIPE, text=True)
+                                           stdout=subprocess.PIPE, text=True, preexec_fn=other_machines)
             await asyncio.sleep(2.0)  # screens connected, requests flowing, every laser firing
             fired_before = sum((await lasers.call("fired"))["fired"])
+            # when each unit's STOP was decided (on the service thread), and whether an exchange was then
+            # on the unit's line: the STOP goes out after its reply (one request at a time, line-protocol.md)
+            decided: list[list[tuple[float, bool]]] = [[] for _ in range(units)]
+            for i, supervisor in enumerate(service.supervisors.values()):
+                supervisor.decision_listeners.append(
+                    lambda fact, decisions, i=i, s=supervisor: decided[i].append((time.monotonic(), s.driver._busy))
+                    if any(type(d).__name__ == "Stop" for d in decisions) else None)
             guard = loopguard.install(0.0005, note_held, devices.ident)  # the service loop, during the trials only
             started = time.monotonic()
             reactions: list[float] = []
+            parts: list[tuple[float, float]] = []  # (INPUT written -> STOP decided, decided -> STOP executed)
+            behind: list[float] = []  # reactions of STOPs decided while an exchange was on the line
             missed = 0
             for trial in range(trials):
                 unit = trial % units
-                await lasers.call("open", unit)
+                opened = (await lasers.call("open", unit))["opened_mono"]
                 reaction = None
                 deadline = time.monotonic() + 1.0
                 while reaction is None and time.monotonic() < deadline:
@@ -250,6 +272,11 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
                     missed += 1
                 else:
                     reactions.append(float(reaction))
+                    at, busy = next(((t, b) for t, b in decided[unit] if t >= opened), (None, False))
+                    if at is not None:
+                        parts.append((at - opened, float(reaction) - (at - opened)))
+                    if busy:
+                        behind.append(float(reaction))
                 await lasers.call("close", unit)
                 await fire(api, pat, lasers, unit, sids[unit], service)
                 await asyncio.sleep(0.05 + 0.1 * (trial % 7) / 7)  # trials at every phase of the commit cycle
@@ -283,7 +310,7 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     return {"delay_ms": delay_ms, "rate_hz": rate, "pulses_per_s": fired / elapsed, "fired": fired_total, "recorded": recorded,
             "missed": missed, "p50": statistics.median(reactions) * 1000, "max": reactions[-1] * 1000,
             "p99": reactions[min(len(reactions) - 1, int(len(reactions) * 0.99))] * 1000, "trials": len(reactions),
-            "health": health, "held": held, "elapsed_s": elapsed}
+            "health": health, "held": held, "elapsed_s": elapsed, "parts": parts, "behind": behind}
 
 
 async def fire(api: Any, headers: dict[str, str], lasers: Farm, unit: int, sid: int, service: Any) -> None:
@@ -325,12 +352,30 @@ async def call(api: Any, method: str, path: str, headers: dict[str, str], **kwar
     return answer.json()
 
 
+def units_cpu() -> None:
+    """In the child about to run the lasers: on the CPU of the units."""
+    if CPUS is not None:
+        os.sched_setaffinity(0, CPUS[1])
+
+
+def other_machines() -> None:
+    """In the child about to run the screens: beside the service, taking only the CPU it leaves."""
+    if CPUS is not None:
+        os.nice(19)
+
+
 def main() -> int:
+    global CPUS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--units", type=int, default=8)
     parser.add_argument("--delay-ms", type=float, default=40.0)
+    parser.add_argument("--shared-cpus", action="store_true", help="lasers and screens on the service's CPUs too")
     args = parser.parse_args()
+    cpus = sorted(os.sched_getaffinity(0))
+    if not args.shared_cpus and len(cpus) > 1:
+        CPUS = (set(cpus[:-1]), {cpus[-1]})
+        os.sched_setaffinity(0, CPUS[0])  # before any thread starts: the service's threads inherit it
     logging.basicConfig(level=logging.ERROR)
     print(f"reaction under load: {args.units} lasers in sessions (every pulse recorded), 4 WebSocket clients, "
           f"20 API requests/s, MQTT bridge on Mosquitto; {args.trials} interlock openings per row "
@@ -345,6 +390,17 @@ def main() -> int:
         print(f"{label:<34} {row['p50']:>7.2f} {row['p99']:>7.2f} {row['max']:>7.2f} {row['missed']:>6} "
               f"{row['pulses_per_s']:>8.1f} {row['fired']:>6} {row['recorded']:>8}", flush=True)
     normal, slow = rows
+    print("where the time goes (ms): INPUT written -> STOP decided by the kernel, then decided -> STOP executed by the unit")
+    for row in rows:
+        label = "normal" if not row["delay_ms"] else f"every commit {row['delay_ms']:.0f} ms slower"
+        for name, values in zip(("to the decision", "decision to STOP"), zip(*row["parts"]) if row["parts"] else ((), ())):
+            ordered = sorted(values) or [float("nan")]
+            print(f"  {label:<32} {name:<18} p50 {statistics.median(ordered) * 1000:.2f}  "
+                  f"p99 {ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000:.2f}  max {ordered[-1] * 1000:.2f}")
+    for row in rows:
+        label = "normal" if not row["delay_ms"] else f"every commit {row['delay_ms']:.0f} ms slower"
+        waits = ", ".join(f"{r * 1000:.2f}" for r in sorted(row["behind"])) or "none"
+        print(f"  {label:<32} STOPs that waited for an exchange on the line: {len(row['behind'])} (reactions ms: {waits})")
     print("/api/health round trip meanwhile (the client's clock, ms):")
     for row in rows:
         label = "normal" if not row["delay_ms"] else f"every commit {row['delay_ms']:.0f} ms slower"
@@ -357,6 +413,9 @@ def main() -> int:
         print(f"  {label}:")
         for kind, ms in top:
             print(f"    {len(ms):>6}  {sum(ms) / row['elapsed_s']:>6.1f} ms/s  {max(ms):>6.2f}  {kind}")
+    where = ("shared by everything" if CPUS is None
+             else f"service, broker and screens (nice 19) on CPU {sorted(CPUS[0])}, lasers on CPU {sorted(CPUS[1])}")
+    print(f"CPUs: {where}")
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; lock-outs acknowledged while re-arming: "
           f"{len(LOCKOUTS)}{' (' + LOCKOUTS[0] + ')' if LOCKOUTS else ''}")
     ok = max(normal["p99"], slow["p99"]) <= 1.0 and slow["p99"] <= 1.2 * normal["p99"]

@@ -20,7 +20,7 @@ import uvicorn
 
 from devicectl.core import heap, loopguard
 from devicectl.core.config import DeviceConfig, MqttConfig, Settings
-from devicectl.core.loops import LoopThread
+from devicectl.core.loops import LoopThread, put_behind
 from devicectl.core.procs import PortTaken, die_with_parent, require_free_port
 from devicectl.core.service import Service
 from devicectl.mqtt import broker
@@ -94,7 +94,7 @@ async def _warm_up(asgi: Any) -> None:
 
 
 def guard_loop(settings: Settings) -> None:
-    """Worker threads hand the GIL back within half a millisecond; with ``slow_callback_ms`` (tests),
+    """Other threads hand the GIL back within 0.2 ms (``SWITCH_INTERVAL_S``); with ``slow_callback_ms`` (tests),
     every callback of the loop over it is reported on stderr and in DATA_DIR/slow-callbacks.log."""
     sys.setswitchinterval(loopguard.SWITCH_INTERVAL_S)
     if settings.slow_callback_ms is None:
@@ -192,6 +192,7 @@ async def _serve_on(service: Service, server: uvicorn.Server, edge: LoopThread, 
         loop.add_signal_handler(signum, _shut_down, server)
     await _warm_up(asgi)
     heap.settle()  # start-up's objects out of the collector's walk (H26)
+    put_behind(threading.get_native_id())  # the edge, the store's writer and the workers yield the CPU to the devices (H26)
     guard_loop(settings)  # from now on (start-up imports its modules once, before any session can run)
     tls = settings.tls_cert is not None
     url = f"{'https' if tls else 'http'}://{settings.http_host}:{settings.http_port}"

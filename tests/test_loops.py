@@ -5,6 +5,8 @@ reach listeners on the other loop in order, after whatever the service loop alre
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -192,3 +194,20 @@ def test_the_api_runs_each_operation_on_the_service_loop(tmp_path: Path) -> None
     finally:
         devices_loop.stop()
     assert ran_on == {"devices": {devices_loop.ident}, "authenticate": {devices_loop.ident}}
+
+
+def test_every_other_thread_yields_the_cpu_to_the_devices_loop() -> None:
+    """In a process of its own (a thread's nice value cannot be lowered again without privilege)."""
+    script = """
+import os, threading
+from devicectl.core.loops import BEHIND_NICE, LoopThread, put_behind
+edge = LoopThread("edge").start()
+worker = threading.Thread(target=threading.Event().wait, args=(5,), daemon=True)
+worker.start()
+put_behind(threading.get_native_id())
+print(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), os.getpriority(os.PRIO_PROCESS, edge.native_id),
+      os.getpriority(os.PRIO_PROCESS, worker.native_id), BEHIND_NICE)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True)
+    devices, edge, worker, behind = map(int, out.stdout.split())
+    assert behind > 0 and (edge, worker) == (min(devices + behind, 19),) * 2

@@ -104,6 +104,30 @@ async def test_the_audit_chain_follows_the_commit_order(tmp_path: Path) -> None:
         await asyncio.to_thread(store.close)
 
 
+async def test_what_a_turn_queues_reaches_the_writer_after_the_callbacks_already_due(tmp_path: Path) -> None:
+    """A STOP decided with a pulse's record is scheduled first and written first: the writer thread is
+    woken only when the turn's due callbacks have run, never in between to compete for the interpreter."""
+    store = await opened(tmp_path / "db.sqlite3")
+    order: list[str] = []
+    try:
+        loop = asyncio.get_running_loop()
+        loop.call_soon(order.append, "STOP written")
+        store.record(lambda conn: order.append("record committed"))
+        done = store.write(lambda conn: order.append("write committed"))
+        assert store._queue.empty()  # nothing handed over yet: still the turn that queued it
+        await done
+        assert order == ["STOP written", "record committed", "write committed"]
+    finally:
+        await asyncio.to_thread(store.close)
+
+
+async def test_what_the_last_turn_queued_is_committed_when_the_store_closes(tmp_path: Path) -> None:
+    store = await opened(tmp_path / "db.sqlite3")
+    store.record(insert_patient("P-1"))  # the hand-over is due at the end of this turn ...
+    store.close()  # ... but the store closes first (blocking, for the test): the record is not lost
+    assert committed(store.path, "SELECT COUNT(*) FROM patients") == 1
+
+
 async def test_waiting_for_a_commit_on_the_loop_is_refused(tmp_path: Path) -> None:
     store = await opened(tmp_path / "db.sqlite3")
     try:

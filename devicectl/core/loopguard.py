@@ -35,9 +35,10 @@ except (ImportError, AttributeError):  # not Linux: wall time only
 
 Report = Callable[[str, float], None]
 
-#: how often the interpreter hands the GIL over (its default, 5 ms, would let a worker thread's
-#: Python code hold the event loop that long): ``devicectl serve`` sets it
-SWITCH_INTERVAL_S = 0.0005
+#: how often the interpreter hands the GIL over (its default, 5 ms, would let another thread's Python
+#: code hold the devices' loop that long; 0.5 ms still showed in the reaction under load, with the
+#: edge loop's serving on a thread of its own): ``devicectl serve`` sets it
+SWITCH_INTERVAL_S = 0.0002
 
 
 _original_run = asyncio.events.Handle._run

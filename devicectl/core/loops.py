@@ -15,12 +15,17 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 T = TypeVar("T")
 P = ParamSpec("P")
+
+#: how many nice steps the process's other threads run behind the service loop's (Linux: each
+#: thread has its own nice value, and raising it needs no privilege)
+BEHIND_NICE = 10
 
 
 def _current() -> asyncio.AbstractEventLoop | None:
@@ -81,6 +86,21 @@ async def _awaited(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
 
+def put_behind(devices_thread: int | None) -> list[str]:
+    """Every thread of this process but ``devices_thread`` (a native thread id) yields the CPU to it:
+    when the devices' loop wakes for an event it runs at once, before the edge, the store's writer
+    and the workers. Threads started later inherit the nice value of the thread that starts them.
+    Returns the names of the threads put behind (none where thread priorities are not supported)."""
+    done = []
+    for thread in threading.enumerate():
+        if thread.native_id is None or thread.native_id == devices_thread:
+            continue
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, thread.native_id, BEHIND_NICE)
+            done.append(thread.name)
+    return done
+
+
 class LoopThread:
     """An event loop on a thread of its own (the edge loop of ``devicectl serve``)."""
 
@@ -99,6 +119,10 @@ class LoopThread:
                 task.cancel()
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
+
+    @property
+    def native_id(self) -> int | None:
+        return self._thread.native_id
 
     @property
     def ident(self) -> int | None:

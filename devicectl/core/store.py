@@ -119,6 +119,8 @@ class Store:
             self._wconn = connect(path)
             self._wlock = threading.RLock()
             self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+            #: what each event loop queued during its current turn, handed to the writer when the turn ends
+            self._due: dict[asyncio.AbstractEventLoop, list[Any]] = {}
             self._writer = threading.Thread(target=self._run, name="devicectl-store-writer", daemon=True)
             self._writer.start()
         self.closed = False
@@ -130,7 +132,7 @@ class Store:
         if self.inline:
             self._commit([work])
             return
-        self._queue.put((work, None, None))
+        self._enqueue((work, None, None))
 
     def write(self, work: Work) -> asyncio.Future[Any]:
         """Enqueue ``work``; the future is done (with ``work``'s result) once its group is committed."""
@@ -140,7 +142,7 @@ class Store:
             ((ok, value),) = self._commit([work])
             future.set_result(value) if ok else future.set_exception(value)
             return future
-        self._queue.put((work, future, loop))
+        self._enqueue((work, future, loop))
         return future
 
     def submit(self, work: Work) -> concurrent.futures.Future[Any]:
@@ -152,6 +154,27 @@ class Store:
             return future
         self._queue.put((work, future, None))
         return future
+
+    def _enqueue(self, item: Any) -> None:
+        """Queue ``item`` for the writer. On an event loop, what one turn queues is handed over when
+        the turn's callbacks already due have run: the writer thread, woken by it, then never
+        competes for the interpreter with a STOP decided in the same turn (H26)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._queue.put(item)
+            return
+        due = self._due.get(loop)
+        if due is None:
+            due = self._due[loop] = []
+        if not due:
+            loop.call_soon(self._hand_over, loop)
+        due.append(item)
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        items, self._due[loop] = self._due[loop], []
+        for item in items:
+            self._queue.put(item)
 
     def write_sync(self, work: Work) -> Any:
         """Write and wait for the commit: for threads without an event loop (CLI, start-up, tests)."""
@@ -297,6 +320,10 @@ class Store:
             return
         self.closed = True
         if self._writer is not None:
+            for loop in list(self._due):  # a turn that ended with the loop (its hand-over never ran)
+                items, self._due[loop] = self._due[loop], []
+                for item in items:
+                    self._queue.put(item)
             self._queue.put(_CLOSE)
             self._writer.join()
             self._wconn.close()
