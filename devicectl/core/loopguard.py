@@ -1,8 +1,10 @@
 """A slow-callback detector for the event loop that carries STOP.
 
 Every callback the loop runs (a task's step, a timer, an I/O handler) is timed; one that runs
-longer than the threshold is reported with what it was and where it was caught running. On Linux
-a callback is measured by its thread's CPU time: on a shared 2-core host, wall time also counts the
+longer than the threshold is reported with what it was and where it was caught running. A
+callback is measured by its thread's CPU time (``time.thread_time``, exact; getrusage's thread
+times advance in 4 ms scheduler ticks and charged a short callback caught by one a whole tick, or
+a long one nothing): on a shared 2-core host, wall time also counts the
 milliseconds the thread waits for a CPU or for the GIL while another thread holding it is
 preempted, which is the host's load, not the callback. Waiting for the disk on the loop is caught
 exactly instead: any statement of the store run on a loop's thread is reported as it happens
@@ -25,13 +27,6 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-try:
-    import resource
-
-    _RUSAGE_THREAD: int | None = resource.RUSAGE_THREAD
-except (ImportError, AttributeError):  # not Linux: wall time only
-    _RUSAGE_THREAD = None
 
 Report = Callable[[str, float], None]
 
@@ -69,18 +64,10 @@ _running: dict[int, list[Any]] = {}
 _sampler: threading.Thread | None = None
 
 
-def _usage() -> tuple[float, int]:
-    """This thread's CPU time and voluntary context switches (it waited: for the disk, a lock, the GIL)."""
-    if _RUSAGE_THREAD is None:
-        return time.thread_time(), 1
-    usage = resource.getrusage(_RUSAGE_THREAD)
-    return usage.ru_utime + usage.ru_stime, usage.ru_nvcsw
-
-
 def _timed_run(self: asyncio.Handle) -> None:
     thread = threading.get_ident()
     start = time.perf_counter()
-    cpu0, _ = _usage()
+    cpu0 = time.thread_time()  # CLOCK_THREAD_CPUTIME_ID: exact (getrusage's thread times come in 4 ms scheduler ticks)
     state = [start, None, 0.0, 0, False]
     _running[thread] = state
     callback = getattr(self, "_callback", None)  # a handle that ran once may drop it (then says "cancelled")
@@ -89,9 +76,9 @@ def _timed_run(self: asyncio.Handle) -> None:
     finally:
         _running.pop(thread, None)
         elapsed = time.perf_counter() - start
-        if elapsed > min((g.threshold_s for g in _guards), default=0.0) and _RUSAGE_THREAD is not None:
-            cpu1, _ = _usage()
-            elapsed = cpu1 - cpu0  # its own CPU time: waiting (the disk is caught by ``blocking``) or preemption is not counted
+        if elapsed > min((g.threshold_s for g in _guards), default=0.0):
+            # its own CPU time: waiting (the disk is caught by ``blocking``) or preemption is not counted
+            elapsed = time.thread_time() - cpu0
         for guard in _guards:
             if state[4]:
                 break  # the callback said its stall was deliberate (``expected``)
