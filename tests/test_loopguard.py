@@ -161,3 +161,19 @@ def test_the_idle_collection_is_not_reported_but_a_forced_one_is(reports: list[s
     now[0] = 0.0
     asyncio.run(run(False, 30.0))  # forced while treating: reported
     assert len(reports) == 1 and "step of task" in reports[0], reports  # the step that ran the collection
+
+
+def test_a_slow_step_handed_over_from_another_loop_is_named_by_what_it_runs(reports: list[str]) -> None:
+    from devicectl.core.loops import LoopThread, on_loop
+
+    service = LoopThread("service").start()
+
+    async def arm_the_laser() -> None:
+        _spin_cpu(0.02)
+        await asyncio.sleep(0)
+
+    try:
+        asyncio.run(on_loop(lambda: service.loop, arm_the_laser)())
+    finally:
+        service.stop()
+    assert any("arm_the_laser" in r and "test_loopguard.py" in r for r in reports), reports

@@ -151,6 +151,9 @@ def _describe(handle: asyncio.Handle, callback: Any = None) -> str:
     if isinstance(owner, asyncio.Task):
         coro = owner.get_coro()
         frame = getattr(coro, "cr_frame", None)
+        inner = frame.f_locals.get("awaitable") if frame is not None and frame.f_code.co_name == "_awaited" else None
+        if inner is not None and getattr(inner, "cr_frame", None) is not None:  # a hand-over (loops.py): what it runs
+            coro, frame = inner, inner.cr_frame
         where = f" at {frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else ""
         scope = getattr(frame.f_locals.get("self"), "scope", None) if frame is not None else None
         if isinstance(scope, dict) and "path" in scope:  # a request's task: which request it was
