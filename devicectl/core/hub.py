@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from devicectl.core.loops import running_loop
+
 QUEUE_SIZE = 1000
 
 Message = dict[str, Any]
@@ -82,7 +84,7 @@ class Hub:
     def subscribe(self) -> asyncio.Queue[Message]:
         """A queue of every message from now on, filled on the caller's loop."""
         queue: asyncio.Queue[Message] = asyncio.Queue(QUEUE_SIZE)
-        self._listeners[queue] = (_running_loop(), threading.get_ident())
+        self._listeners[queue] = (running_loop(), threading.get_ident())
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[Message]) -> None:
@@ -90,11 +92,5 @@ class Hub:
 
     def add_sink(self, sink: Sink) -> None:
         """``sink(message)`` for every message, called on the caller's loop (it never blocks nor raises)."""
-        self._listeners[sink] = (_running_loop(), threading.get_ident())
+        self._listeners[sink] = (running_loop(), threading.get_ident())
 
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None

@@ -28,7 +28,8 @@ P = ParamSpec("P")
 BEHIND_NICE = 10
 
 
-def _current() -> asyncio.AbstractEventLoop | None:
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The caller's running loop, or None off any loop."""
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
@@ -38,14 +39,14 @@ def _current() -> asyncio.AbstractEventLoop | None:
 async def run_on(loop: asyncio.AbstractEventLoop | None, work: Coroutine[Any, Any, T]) -> T:
     """Await ``work`` on ``loop`` (here when it is this loop or None); its exceptions are raised here.
     Cancelling the caller cancels the work."""
-    if loop is None or loop is _current():
+    if loop is None or loop is running_loop():
         return await work
     return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, loop))
 
 
 async def call_on(loop: asyncio.AbstractEventLoop | None, fn: Callable[..., T], *args: Any) -> T:
     """Call ``fn(*args)`` on ``loop``'s thread (here when it is this loop or None) and return its result."""
-    if loop is None or loop is _current():
+    if loop is None or loop is running_loop():
         return fn(*args)
     future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
@@ -64,7 +65,7 @@ async def call_on(loop: asyncio.AbstractEventLoop | None, fn: Callable[..., T], 
 def post(loop: asyncio.AbstractEventLoop | None, fn: Callable[..., Any], *args: Any) -> None:
     """``fn(*args)`` on ``loop``'s thread, not awaited: now when it is this loop (or None), else at its
     next turn (what a handler that is ending still owes the service, such as a closed screen)."""
-    if loop is None or loop is _current():
+    if loop is None or loop is running_loop():
         fn(*args)
     else:
         loop.call_soon_threadsafe(fn, *args)
