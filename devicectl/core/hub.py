@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from devicectl.core.loops import running_loop
+from devicectl.core.loops import PerTurn, running_loop
 
 QUEUE_SIZE = 1000
 
@@ -26,9 +26,7 @@ class Hub:
     def __init__(self) -> None:
         #: each listener (a queue or a sink) -> its loop (None: none) and the thread that loop runs on
         self._listeners: dict[Any, tuple[asyncio.AbstractEventLoop | None, int]] = {}
-        self._lock = threading.Lock()
-        self._outbox: list[Message] = []  # for listeners of other threads, until the publisher's turn ends
-        self._flush_due = False
+        self._outbox = PerTurn(self._hand_over)  # for listeners of other threads, until the publisher's turn ends
         self.dropped = 0
 
     def publish(self, message: Message) -> None:
@@ -40,19 +38,9 @@ class Hub:
             else:
                 elsewhere = True
         if elsewhere:
-            with self._lock:
-                self._outbox.append(message)
-                if self._flush_due:
-                    return
-                self._flush_due = True
-            try:
-                asyncio.get_running_loop().call_soon(self._hand_over)
-            except RuntimeError:  # published off any loop: handed over now
-                self._hand_over()
+            self._outbox.add(message)
 
-    def _hand_over(self) -> None:
-        with self._lock:
-            batch, self._outbox, self._flush_due = self._outbox, [], False
+    def _hand_over(self, batch: list[Message]) -> None:
         here = threading.get_ident()
         loops = {loop for loop, thread in self._listeners.values() if thread != here and loop is not None}
         for loop in loops:

@@ -87,19 +87,46 @@ async def _awaited(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
 
-def put_behind(devices_thread: int | None) -> list[str]:
+class PerTurn:
+    """Items added during one turn of the caller's loop, handed to ``deliver(items)`` in one go once the
+    callbacks already due in that turn have run (a STOP decided in it goes first); off any loop, at once."""
+
+    def __init__(self, deliver: Callable[[list[Any]], None]) -> None:
+        self._deliver = deliver
+        self._due: dict[asyncio.AbstractEventLoop, list[Any]] = {}  # each list touched by its loop's thread only
+
+    def add(self, item: Any) -> None:
+        loop = running_loop()
+        if loop is None:
+            self._deliver([item])
+            return
+        due = self._due.setdefault(loop, [])
+        if not due:
+            loop.call_soon(self._hand_over, loop)
+        due.append(item)
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        items, self._due[loop] = self._due[loop], []
+        self._deliver(items)
+
+    def drain(self) -> None:
+        """Deliver what turns that never ended left (their loop stopped first)."""
+        for loop in list(self._due):
+            items, self._due[loop] = self._due[loop], []
+            if items:
+                self._deliver(items)
+
+
+def put_behind(devices_thread: int | None) -> None:
     """Every thread of this process but ``devices_thread`` (a native thread id) yields the CPU to it:
     when the devices' loop wakes for an event it runs at once, before the edge, the store's writer
-    and the workers. Threads started later inherit the nice value of the thread that starts them.
-    Returns the names of the threads put behind (none where thread priorities are not supported)."""
-    done = []
+    and the workers. Threads started later inherit the nice value of the thread that starts them
+    (where thread priorities are not supported, nothing changes)."""
     for thread in threading.enumerate():
         if thread.native_id is None or thread.native_id == devices_thread:
             continue
         with contextlib.suppress(OSError, AttributeError):
             os.setpriority(os.PRIO_PROCESS, thread.native_id, BEHIND_NICE)
-            done.append(thread.name)
-    return done
 
 
 class LoopThread:

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from devicectl.core import loopguard
+from devicectl.core.loops import PerTurn
 from devicectl.core.migrations import migrate
 
 log = logging.getLogger(__name__)
@@ -119,8 +120,10 @@ class Store:
             self._wconn = connect(path)
             self._wlock = threading.RLock()
             self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-            #: what each event loop queued during its current turn, handed to the writer when the turn ends
-            self._due: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+            #: what an event loop queues during one turn reaches the writer when the turn's due callbacks
+            #: have run: the writer thread, woken by it, then never competes for the interpreter with a
+            #: STOP decided in that turn (H26)
+            self._turns = PerTurn(self._hand_over)
             self._writer = threading.Thread(target=self._run, name="devicectl-store-writer", daemon=True)
             self._writer.start()
         self.closed = False
@@ -132,7 +135,7 @@ class Store:
         if self.inline:
             self._commit([work])
             return
-        self._enqueue((work, None, None))
+        self._turns.add((work, None, None))
 
     def write(self, work: Work) -> asyncio.Future[Any]:
         """Enqueue ``work``; the future is done (with ``work``'s result) once its group is committed."""
@@ -142,7 +145,7 @@ class Store:
             ((ok, value),) = self._commit([work])
             future.set_result(value) if ok else future.set_exception(value)
             return future
-        self._enqueue((work, future, loop))
+        self._turns.add((work, future, loop))
         return future
 
     def submit(self, work: Work) -> concurrent.futures.Future[Any]:
@@ -155,24 +158,7 @@ class Store:
         self._queue.put((work, future, None))
         return future
 
-    def _enqueue(self, item: Any) -> None:
-        """Queue ``item`` for the writer. On an event loop, what one turn queues is handed over when
-        the turn's callbacks already due have run: the writer thread, woken by it, then never
-        competes for the interpreter with a STOP decided in the same turn (H26)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._queue.put(item)
-            return
-        due = self._due.get(loop)
-        if due is None:
-            due = self._due[loop] = []
-        if not due:
-            loop.call_soon(self._hand_over, loop)
-        due.append(item)
-
-    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
-        items, self._due[loop] = self._due[loop], []
+    def _hand_over(self, items: list[Any]) -> None:
         for item in items:
             self._queue.put(item)
 
@@ -320,10 +306,7 @@ class Store:
             return
         self.closed = True
         if self._writer is not None:
-            for loop in list(self._due):  # a turn that ended with the loop (its hand-over never ran)
-                items, self._due[loop] = self._due[loop], []
-                for item in items:
-                    self._queue.put(item)
+            self._turns.drain()  # a turn that ended with its loop (its hand-over never ran)
             self._queue.put(_CLOSE)
             self._writer.join()
             self._wconn.close()
