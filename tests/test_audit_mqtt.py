@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from devicectl.core.audit import default_checkpoint_file
+from devicectl.core.config import MqttConfig, load_settings
+from devicectl.core.service import Service
+from devicectl.mqtt.bridge import STOP_FLUSH_S
 from tests.service_harness import BenchProcess, ServiceProcess, set_up_users
 from tests.test_mqtt import BASE, Broker, retained
-
 
 
 def test_each_checkpoint_is_published_retained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,3 +38,29 @@ def test_each_checkpoint_is_published_retained(tmp_path: Path, monkeypatch: pyte
         bench.stop()
         if mqtt.proc and mqtt.proc.poll() is None:
             mqtt.kill()
+
+
+async def test_the_service_stops_without_waiting_when_no_checkpoint_is_on_its_way(tmp_path: Path) -> None:
+    """The bridge waits (bounded) only for a checkpoint still being published; its connections,
+    which run until closed, are closed at once: a stop is not held for the flush bound."""
+    mqtt = Broker(tmp_path)
+    try:
+        service = Service(load_settings(None, data_dir=tmp_path / "data", mqtt=MqttConfig(
+            port=mqtt.port, username="service", password_file=mqtt.dir / "service.password")))
+        await service.start()
+        try:
+            async with asyncio.timeout(10):
+                while not service.mqtt.control.connected:
+                    await asyncio.sleep(0.02)
+            await service.audit.checkpoint()  # published now, before the stop
+            async with asyncio.timeout(10):
+                while any(not task.done() for task in service.mqtt._publishing):
+                    await asyncio.sleep(0.02)
+        finally:
+            async with asyncio.timeout(STOP_FLUSH_S / 2):  # held for the flush bound before the fix
+                await service.stop()
+        topic = f"{BASE}/audit/checkpoint"
+        last = json.loads(default_checkpoint_file(service.settings.data_dir).read_text().splitlines()[-1])
+        assert json.loads((await retained(mqtt, "monitor", [topic], wait=10))[topic]) == last  # the shutdown's
+    finally:
+        mqtt.kill()

@@ -44,7 +44,8 @@ class MqttBridge:
         self.control = _Control(self)
         self.dropped = 0
         self.published = 0
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []  # the channels' and the control's connections
+        self._publishing: list[asyncio.Task[None]] = []  # audit checkpoints on their way to the broker
         self._loop: asyncio.AbstractEventLoop | None = None
         #: the audit log's latest signed checkpoint, published retained (again at each reconnect)
         self.checkpoint: dict[str, Any] | None = None
@@ -59,14 +60,14 @@ class MqttBridge:
         self._tasks = [loop.create_task(c.run()) for c in (*self.channels.values(), self.control)]
 
     async def stop(self) -> None:
-        publishing = [task for task in self._tasks if not task.done()]
+        publishing = [task for task in self._publishing if not task.done()]
         if publishing:  # the shutdown's audit checkpoint, on its way to the broker: let it arrive (bounded)
             await asyncio.wait(publishing, timeout=STOP_FLUSH_S)
         for channel in (*self.channels.values(), self.control):
             await channel.close()
-        for task in self._tasks:
+        for task in (*self._tasks, *self._publishing):
             task.cancel()
-        for task in self._tasks:
+        for task in (*self._tasks, *self._publishing):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
@@ -76,8 +77,11 @@ class MqttBridge:
         self.checkpoint = checkpoint
         if self._loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop is closed: the service is stopping
-                self._loop.call_soon_threadsafe(lambda: self._tasks.append(
-                    asyncio.get_running_loop().create_task(self.control.publish_checkpoint())))
+                self._loop.call_soon_threadsafe(self._publish_checkpoint)
+
+    def _publish_checkpoint(self) -> None:
+        self._publishing = [task for task in self._publishing if not task.done()]
+        self._publishing.append(asyncio.get_running_loop().create_task(self.control.publish_checkpoint()))
 
     def _on_hub(self, message: dict[str, Any]) -> None:
         """Called in the devices' path: never blocks, never raises."""
