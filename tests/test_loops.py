@@ -15,11 +15,14 @@ from typing import Any
 import httpx
 import pytest
 
-from devicectl.core.config import load_settings
+from devicectl.core.config import DeviceConfig, load_settings
 from devicectl.core.hub import QUEUE_SIZE, Hub
 from devicectl.core.loops import LoopThread, call_on, post, run_on
 from devicectl.core.service import Service
 from devicectl.web.api import create_app
+from simulators.host import SimulatorHost, SimulatorThread
+from simulators.units import build_unit
+from tests.service_harness import ALL_CHECKED, measured_calibration
 
 
 @pytest.fixture
@@ -211,3 +214,75 @@ print(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), os.getpriority
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True)
     devices, edge, worker, behind = map(int, out.stdout.split())
     assert behind > 0 and (edge, worker) == (min(devices + behind, 19),) * 2
+
+
+def test_a_screens_stop_during_an_arm_in_flight_wins_across_the_loops(tmp_path: Path) -> None:
+    """Two requests from the edge loop: an arm, held on the service loop just before it asks the
+    unit anything, and a STOP from another screen. The STOP is decided and confirmed on the service
+    loop while the arm is in flight; the arm then finds its permit revoked and never writes READY."""
+    link = tmp_path / "laser"
+    host = SimulatorHost(*build_unit("laser"), link=str(link))
+    with SimulatorThread(host) as sims:
+        service = Service(load_settings(None, data_dir=tmp_path / "data",
+                                        devices=[DeviceConfig(name="laser", type="laser", port=str(link))]))
+        app = create_app(service, manage_lifecycle=False)
+        devices_loop = LoopThread("service").start()
+        supervisor = service.supervisors["laser"]
+        arm_in_flight, stop_answered = threading.Event(), threading.Event()
+        check_idle = supervisor._check_idle_before_actuating
+
+        async def held_check() -> None:  # the arm's first step toward the unit, on the service loop
+            arm_in_flight.set()
+            await asyncio.to_thread(stop_answered.wait, 10)
+            await check_idle()
+
+        supervisor._check_idle_before_actuating = held_check  # type: ignore[method-assign]
+
+        async def scenario() -> tuple[httpx.Response, dict[str, Any]]:
+            await devices_loop.run(service.start(asyncio.get_running_loop()))
+            try:
+                async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://edge") as api:
+                    async def user(name: str, pin: str) -> dict[str, str]:
+                        token = (await api.post("/api/login", json={"name": name, "pin": pin})).json()["token"]
+                        return {"Authorization": f"Bearer {token}"}
+
+                    admin = await user("admin", service.first_admin_pin or "")
+                    await api.post("/api/me/pin", json={"old_pin": service.first_admin_pin, "new_pin": "739104"},
+                                   headers=admin)
+                    admin = await user("admin", "739104")
+                    for name, role, pin in (("pat", "practitioner", "4827"), ("tech", "technician", "3916")):
+                        created = await api.post("/api/users", json={"name": name, "role": role, "pin": "583920"},
+                                                 headers=admin)
+                        assert created.status_code == 201, created.text
+                        first = await user(name, "583920")
+                        await api.post("/api/me/pin", json={"old_pin": "583920", "new_pin": pin}, headers=first)
+                    pat, tech = await user("pat", "4827"), await user("tech", "3916")
+                    while not supervisor.status.serial or supervisor.kernel.spot_mm is None:
+                        await asyncio.sleep(0.02)
+                    recorded = await api.post("/api/calibrations/measured", headers=tech, json=measured_calibration(
+                        "laser", supervisor.status.serial))
+                    assert recorded.status_code == 201, recorded.text
+                    patient = (await api.post("/api/patients", headers=pat)).json()["patient_id"]
+                    sid = (await api.post("/api/sessions", headers=pat, json={
+                        "patient_id": patient, "device": "laser", "indication": "tattoo", "skin_type": 2,
+                        "area_cm2": 2.0, "site": "left forearm", "inks": ["black"]})).json()["id"]
+                    await api.put(f"/api/sessions/{sid}/checklist", headers=pat, json=ALL_CHECKED)
+                    assert (await api.post(f"/api/sessions/{sid}/start", headers=pat)).status_code == 200
+                    arm = asyncio.ensure_future(api.post(f"/api/sessions/{sid}/arm", headers=pat))
+                    await asyncio.to_thread(arm_in_flight.wait, 10)
+                    stop = (await api.post("/api/stop", headers=tech, json={"origin": "screen"})).json()
+                    stop_answered.set()
+                    return await arm, stop
+            finally:
+                stop_answered.set()
+                await devices_loop.run(service.stop())
+
+        try:
+            armed, stopped = asyncio.run(scenario())
+        finally:
+            devices_loop.stop()
+        assert stopped == {"stopped": ["laser"], "unconfirmed": []}
+        assert armed.status_code == 409 and "cancelled before the unit was armed" in armed.json()["error"]
+        executed = sims.call("executed")
+        assert "READY" not in executed and "STOP" in executed
+        assert sims.call("truth", 0)["state"] == "STANDBY"

@@ -153,3 +153,50 @@ async def test_a_cryo_unit_rebooted_mid_freeze_over_a_pty_never_wedges_the_kerne
             assert not any("already under way" in getattr(d, "reason", "") for d in decisions)
         finally:
             await supervisor.close()
+
+
+async def test_a_stop_is_on_a_free_line_before_the_decision_returns(tmp_path: Any) -> None:
+    """A person's STOP and an interlock's: the STOP is written in the step that decided it, not in
+    a later turn of the loop (H26: the hop was the largest share of the reaction under load)."""
+    from drivers.events import LaserInputs
+
+    host = SimulatorHost(*build_unit("laser"), link=str(tmp_path / "laser"))
+    with SimulatorThread(host) as sims:
+        supervisor = DeviceSupervisor(DeviceConfig(name="laser", type="laser", port=str(tmp_path / "laser")), Hub(),
+                                      lambda kind, data: None)
+        await supervisor.start()
+        try:
+            await until(lambda: supervisor.status.connected)
+            driver = supervisor.driver
+            written: list[bytes] = []
+            write = driver._line.write
+
+            def recorded(data: bytes) -> None:
+                written.append(data)
+                write(data)
+
+            driver._line.write = recorded  # type: ignore[method-assign]
+            await until(lambda: not driver._busy)  # nothing awaited between this and the STOP below
+            confirmed = supervisor.stop_and_confirm("test")
+            assert any(b" STOP" in data for data in written), "the STOP waited for another turn of the loop"
+            assert await confirmed is True
+
+            await supervisor.run_decisions(F.SessionOpened(LASER_PLAN, supervisor.clock()))
+            await until(lambda: supervisor.kernel.spot_mm is not None, timeout=5)
+            await supervisor.request(F.ArmRequested("practitioner", GOOD, CONTEXT, supervisor.clock()))
+            at_the_event: list[tuple[bool, bool]] = []  # (the line was free, a STOP was written in the event's step)
+            dispatch = driver._dispatch
+
+            def watched(event: Any) -> None:
+                free, before = not driver._busy, len(written)
+                dispatch(event)
+                if isinstance(event, LaserInputs) and not event.interlock:
+                    at_the_event.append((free, any(b" STOP" in data for data in written[before:])))
+
+            driver._dispatch = watched  # type: ignore[method-assign]
+            sims.call("set_input", 0, name="interlock", value=0)
+            await until(lambda: bool(at_the_event) and sims.call("truth", 0)["state"] == "STANDBY")
+            free, stopped = at_the_event[0]
+            assert stopped or not free, "the interlock's STOP waited for another turn of the loop on a free line"
+        finally:
+            await supervisor.close()

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from devicectl.core import event_facts
 from devicectl.core.config import DeviceConfig
+from devicectl.core.eager import start_now
 from devicectl.core.hub import Hub
 from drivers import (
     CryoDriver,
@@ -118,11 +119,12 @@ class DeviceSupervisor:
         self.status = DeviceStatus(config.name, config.type)
         self.session_id: int | None = None
         self._exec_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._closing = False
         self._failsafe_pending = True
-        self._stop_task: asyncio.Task[bool] | None = None
+        self._stop_task: asyncio.Future[bool] | None = None
         self._stop_again = False
+        self._stop_starting = False  # the STOP's first step is running (start_now)
         self._total_offset: int | None = None  # the unit's lifetime pulse total minus the pulses seen
         self.decision_listeners: list[Callable[[Any, list[Decision]], None]] = []
         #: who holds the device in service mode (devicectl/core/service_mode.py), else None
@@ -149,7 +151,7 @@ class DeviceSupervisor:
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
+    def _task_done(self, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("%s: task failed", self.config.name, exc_info=task.exception())
@@ -365,11 +367,17 @@ class DeviceSupervisor:
         return decisions
 
     def _request_stop(self) -> None:
-        """Start a verified STOP now (or once more after the one under way)."""
-        if self._stop_task is not None and not self._stop_task.done():
+        """Start a verified STOP now (or once more after the one under way). Its first step runs
+        before this returns: on a free line the STOP is written before the callback that decided
+        it goes on (H26, ``eager.start_now``)."""
+        if self._stop_starting or (self._stop_task is not None and not self._stop_task.done()):
             self._stop_again = True
             return
-        self._stop_task = asyncio.get_running_loop().create_task(self._stop_until_settled())
+        self._stop_starting = True  # a STOP decided during the first step (an escalation) runs again after it
+        try:
+            self._stop_task = start_now(self._stop_until_settled())
+        finally:
+            self._stop_starting = False
         self._tasks.add(self._stop_task)
         self._stop_task.add_done_callback(self._task_done)
 
