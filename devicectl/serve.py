@@ -94,7 +94,7 @@ async def _warm_up(asgi: Any) -> None:
 
 
 def guard_loop(settings: Settings) -> None:
-    """Other threads hand the GIL back within 0.2 ms (``SWITCH_INTERVAL_S``); with ``slow_callback_ms`` (tests),
+    """Other threads hand the GIL back within 0.05 ms (``SWITCH_INTERVAL_S``); with ``slow_callback_ms`` (tests),
     every callback of the loop over it is reported on stderr and in DATA_DIR/slow-callbacks.log."""
     sys.setswitchinterval(loopguard.SWITCH_INTERVAL_S)
     if settings.slow_callback_ms is None:

@@ -30,10 +30,11 @@ from typing import Any
 
 Report = Callable[[str, float], None]
 
-#: how often the interpreter hands the GIL over (its default, 5 ms, would let another thread's Python
-#: code hold the devices' loop that long; 0.5 ms still showed in the reaction under load, with the
-#: edge loop's serving on a thread of its own): ``devicectl serve`` sets it
-SWITCH_INTERVAL_S = 0.0002
+#: how long a thread waits for the GIL before the holder must hand it over (its default, 5 ms, would
+#: let another thread's Python code hold the devices' loop that long; 0.5 and then 0.2 ms still showed
+#: in the reaction under load, as the wait of the service thread woken by an interlock's event while
+#: the edge or the store's writer ran): ``devicectl serve`` sets it
+SWITCH_INTERVAL_S = 0.00005
 
 
 _original_run = asyncio.events.Handle._run
