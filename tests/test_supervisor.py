@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, Literal
 
 import pytest
 
@@ -25,6 +27,21 @@ async def until(predicate: Any, timeout: float = 5.0) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("condition not met")
+
+
+@contextlib.asynccontextmanager
+async def supervised(tmp_path: Any, kind: Literal["laser", "cryo"] = "laser") -> AsyncIterator[tuple[DeviceSupervisor, SimulatorThread]]:
+    """A simulated unit on a pty and a supervisor connected to it; closed afterwards."""
+    host = SimulatorHost(*build_unit(kind), link=str(tmp_path / kind))
+    with SimulatorThread(host) as sims:
+        supervisor = DeviceSupervisor(DeviceConfig(name=kind, type=kind, port=str(tmp_path / kind)), Hub(),
+                                      lambda kind, data: None)
+        await supervisor.start()
+        try:
+            await until(lambda: supervisor.status.connected)
+            yield supervisor, sims
+        finally:
+            await supervisor.close()
 
 
 async def test_a_lost_link_cannot_be_reconfirmed_until_limits_are_programmed_again(tmp_path: Any) -> None:
@@ -70,13 +87,8 @@ async def test_swapped_cables_are_refused_naming_both(tmp_path: Any) -> None:
 async def test_a_laser_that_ignores_stop_is_left_to_its_watchdog_and_locked(tmp_path: Any) -> None:
     """A unit over a pty that answers STOP with READY: never reported stopped; the host goes
     silent so the unit's watchdog stops it, and the device is locked with the alarm."""
-    host = SimulatorHost(*build_unit("laser"), link=str(tmp_path / "laser"))
-    with SimulatorThread(host) as sims:
-        supervisor = DeviceSupervisor(DeviceConfig(name="laser", type="laser", port=str(tmp_path / "laser")), Hub(),
-                                      lambda kind, data: None)
-        await supervisor.start()
+    async with supervised(tmp_path) as (supervisor, sims):
         try:
-            await until(lambda: supervisor.status.connected)
             await supervisor.run_decisions(F.SessionOpened(LASER_PLAN, supervisor.clock()))
             await until(lambda: supervisor.kernel.spot_mm is not None, timeout=5)
             sims.call("ignore_stop", 0, on=True)
@@ -91,7 +103,6 @@ async def test_a_laser_that_ignores_stop_is_left_to_its_watchdog_and_locked(tmp_
             assert truth["watchdog_fired_at"], "the unit's own watchdog ended it"
         finally:
             sims.call("ignore_stop", 0, on=False)
-            await supervisor.close()
 
 
 async def test_a_supervisor_started_late_still_identifies_its_unit(tmp_path: Any) -> None:
@@ -113,18 +124,10 @@ async def test_a_supervisor_started_late_still_identifies_its_unit(tmp_path: Any
 async def test_a_refused_programming_step_over_a_pty_fails_the_session_opening(tmp_path: Any) -> None:
     """The unit refuses THAWMIN (one failed step): opening the session raises with the step named,
     so the service never reports a session active on unprogrammed limits."""
-    host = SimulatorHost(*build_unit("cryo"), link=str(tmp_path / "cryo"))
-    with SimulatorThread(host) as sims:
-        supervisor = DeviceSupervisor(DeviceConfig(name="cryo", type="cryo", port=str(tmp_path / "cryo")), Hub(),
-                                      lambda kind, data: None)
-        await supervisor.start()
-        try:
-            await until(lambda: supervisor.status.connected)
-            sims.call("fail_next", 0, command="THAWMIN", code="E03", word="out-of-range")
-            with pytest.raises(DriverError, match="THAWMIN"):
-                await supervisor.run_decisions(F.SessionOpened(CRYO_PLAN, supervisor.clock()))
-        finally:
-            await supervisor.close()
+    async with supervised(tmp_path, "cryo") as (supervisor, sims):
+        sims.call("fail_next", 0, command="THAWMIN", code="E03", word="out-of-range")
+        with pytest.raises(DriverError, match="THAWMIN"):
+            await supervisor.run_decisions(F.SessionOpened(CRYO_PLAN, supervisor.clock()))
 
 
 async def test_a_cryo_unit_rebooted_mid_freeze_over_a_pty_never_wedges_the_kernel(tmp_path: Any) -> None:
@@ -160,43 +163,35 @@ async def test_a_stop_is_on_a_free_line_before_the_decision_returns(tmp_path: An
     a later turn of the loop (H26: the hop was the largest share of the reaction under load)."""
     from drivers.events import LaserInputs
 
-    host = SimulatorHost(*build_unit("laser"), link=str(tmp_path / "laser"))
-    with SimulatorThread(host) as sims:
-        supervisor = DeviceSupervisor(DeviceConfig(name="laser", type="laser", port=str(tmp_path / "laser")), Hub(),
-                                      lambda kind, data: None)
-        await supervisor.start()
-        try:
-            await until(lambda: supervisor.status.connected)
-            driver = supervisor.driver
-            written: list[bytes] = []
-            write = driver._line.write
+    async with supervised(tmp_path) as (supervisor, sims):
+        driver = supervisor.driver
+        written: list[bytes] = []
+        write = driver._line.write
 
-            def recorded(data: bytes) -> None:
-                written.append(data)
-                write(data)
+        def recorded(data: bytes) -> None:
+            written.append(data)
+            write(data)
 
-            driver._line.write = recorded  # type: ignore[method-assign]
-            await until(lambda: not driver._busy)  # nothing awaited between this and the STOP below
-            confirmed = supervisor.stop_and_confirm("test")
-            assert any(b" STOP" in data for data in written), "the STOP waited for another turn of the loop"
-            assert await confirmed is True
+        driver._line.write = recorded  # type: ignore[method-assign]
+        await until(lambda: not driver._busy)  # nothing awaited between this and the STOP below
+        confirmed = supervisor.stop_and_confirm("test")
+        assert any(b" STOP" in data for data in written), "the STOP waited for another turn of the loop"
+        assert await confirmed is True
 
-            await supervisor.run_decisions(F.SessionOpened(LASER_PLAN, supervisor.clock()))
-            await until(lambda: supervisor.kernel.spot_mm is not None, timeout=5)
-            await supervisor.request(F.ArmRequested("practitioner", GOOD, CONTEXT, supervisor.clock()))
-            at_the_event: list[tuple[bool, bool]] = []  # (the line was free, a STOP was written in the event's step)
-            dispatch = driver._dispatch
+        await supervisor.run_decisions(F.SessionOpened(LASER_PLAN, supervisor.clock()))
+        await until(lambda: supervisor.kernel.spot_mm is not None, timeout=5)
+        await supervisor.request(F.ArmRequested("practitioner", GOOD, CONTEXT, supervisor.clock()))
+        at_the_event: list[tuple[bool, bool]] = []  # (the line was free, a STOP was written in the event's step)
+        dispatch = driver._dispatch
 
-            def watched(event: Any) -> None:
-                free, before = not driver._busy, len(written)
-                dispatch(event)
-                if isinstance(event, LaserInputs) and not event.interlock:
-                    at_the_event.append((free, any(b" STOP" in data for data in written[before:])))
+        def watched(event: Any) -> None:
+            free, before = not driver._busy, len(written)
+            dispatch(event)
+            if isinstance(event, LaserInputs) and not event.interlock:
+                at_the_event.append((free, any(b" STOP" in data for data in written[before:])))
 
-            driver._dispatch = watched  # type: ignore[method-assign]
-            sims.call("set_input", 0, name="interlock", value=0)
-            await until(lambda: bool(at_the_event) and sims.call("truth", 0)["state"] == "STANDBY")
-            free, stopped = at_the_event[0]
-            assert stopped or not free, "the interlock's STOP waited for another turn of the loop on a free line"
-        finally:
-            await supervisor.close()
+        driver._dispatch = watched  # type: ignore[method-assign]
+        sims.call("set_input", 0, name="interlock", value=0)
+        await until(lambda: bool(at_the_event) and sims.call("truth", 0)["state"] == "STANDBY")
+        free, stopped = at_the_event[0]
+        assert stopped or not free, "the interlock's STOP waited for another turn of the loop on a free line"
