@@ -6,7 +6,7 @@ executed. Run twice in one go: normal storage, then every commit of the store de
 
 Goal: p99 <= 1 ms in both (2 ms at the very most), and the slow-storage p99 <= 1.2 x the normal one.
 
-    .venv/bin/python bench/reaction_load.py [--trials 100] [--units 8] [--delay-ms 40] [--shared-cpus]
+    .venv/bin/python bench/reaction_load.py [--trials 100] [--units 8] [--delay-ms 40] [--shared-cpus] [--realtime 10]
 
 CPUs: the lasers are units with processors of their own, so by default they have the last CPU and
 the service (with its MQTT broker) the others; the screens are other machines, so their process
@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 HERE = Path(__file__).resolve()
 #: CPUs of the service and of the lasers; None: shared by everything (--shared-cpus)
 CPUS: tuple[set[int], set[int]] | None = None
+REALTIME: int | None = None  #: --realtime: the service loop's thread at this SCHED_FIFO priority
 LOCKOUTS: list[str] = []  # lock-outs met while re-arming (acknowledged, counted in the output)
 ALL_CHECKED = {"identity_confirmed": True, "consent_signed": True, "eye_protection_all": True,
                "no_sun_last_4_weeks": True, "benign_assessed": True}
@@ -187,7 +188,7 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     from devicectl.core import heap, loopguard
     from devicectl.core.config import DeviceConfig, MqttConfig, load_settings
     from devicectl.core.loopguard import SWITCH_INTERVAL_S
-    from devicectl.core.loops import LoopThread, put_behind
+    from devicectl.core.loops import LoopThread, call_on, put_behind, run_realtime
     from devicectl.core.service import Service
     from devicectl.mqtt import broker
     from devicectl.web.api import create_app
@@ -228,6 +229,10 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     await devices.run(service.start(edge.loop))
     heap.settle()  # as devicectl serve does once started (H26)
     put_behind(devices.native_id)  # as devicectl serve does
+    if REALTIME is not None:  # --realtime: what the administrator can grant the service thread (realtime_priority)
+        refused = await call_on(devices.loop, run_realtime, REALTIME)
+        if refused is not None:
+            raise SystemExit(f"--realtime {REALTIME} was refused: {refused}")
     serving: asyncio.Future[None] | None = None
     load: subprocess.Popen[bytes] | None = None
     url = f"http://127.0.0.1:{http_port}"
@@ -410,13 +415,16 @@ def other_machines() -> None:
 
 
 def main() -> int:
-    global CPUS
+    global CPUS, REALTIME
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--units", type=int, default=8)
     parser.add_argument("--delay-ms", type=float, default=40.0)
     parser.add_argument("--shared-cpus", action="store_true", help="lasers and screens on the service's CPUs too")
+    parser.add_argument("--realtime", type=int, default=None, metavar="PRIORITY",
+                        help="the service loop's thread at this SCHED_FIFO priority (needs CAP_SYS_NICE or LimitRTPRIO)")
     args = parser.parse_args()
+    REALTIME = args.realtime
     cpus = sorted(os.sched_getaffinity(0))
     if not args.shared_cpus and len(cpus) > 1:
         CPUS = (set(cpus[:-1]), {cpus[-1]})
@@ -466,7 +474,8 @@ def main() -> int:
             print(f"    {len(ms):>6}  {sum(ms) / row['elapsed_s']:>6.1f} ms/s  {max(ms):>6.2f}  {kind}")
     where = ("shared by everything" if CPUS is None
              else f"service, broker and screens (nice 19) on CPU {sorted(CPUS[0])}, lasers on CPU {sorted(CPUS[1])}")
-    print(f"CPUs: {where}")
+    print(f"CPUs: {where}; the service loop's thread: "
+          f"{'SCHED_FIFO priority ' + str(REALTIME) if REALTIME is not None else 'normal priority (nice 0)'}")
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; lock-outs acknowledged while re-arming: "
           f"{len(LOCKOUTS)}{' (' + LOCKOUTS[0] + ')' if LOCKOUTS else ''}")
     ok = max(normal["p99"], slow["p99"]) <= 1.0 and slow["p99"] <= 1.2 * normal["p99"]

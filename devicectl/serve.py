@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -20,12 +21,14 @@ import uvicorn
 
 from devicectl.core import heap, loopguard
 from devicectl.core.config import DeviceConfig, MqttConfig, Settings
-from devicectl.core.loops import LoopThread, put_behind
+from devicectl.core.loops import LoopThread, put_behind, run_realtime
 from devicectl.core.procs import PortTaken, die_with_parent, require_free_port
 from devicectl.core.service import Service
 from devicectl.mqtt import broker
 from devicectl.web.api import create_app
 from devicectl.web.tls import StrictTransportSecurity
+
+log = logging.getLogger(__name__)
 
 
 def start_bench(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
@@ -108,6 +111,19 @@ def guard_loop(settings: Settings) -> None:
             out.write(line + "\n")
 
     loopguard.install(settings.slow_callback_ms / 1000, report, threading.get_ident())
+
+
+def realtime_note(priority: int | None) -> str | None:
+    """With ``realtime_priority`` set: the devices' loop at that real-time priority, and what to tell the
+    administrator (granted, or refused and why; the service then runs at normal priority, as without it)."""
+    if priority is None:
+        return None
+    refused = run_realtime(priority)
+    if refused is None:
+        return f"the devices' loop runs at real-time priority {priority} (SCHED_FIFO)"
+    log.warning("realtime_priority %s was refused (%s)", priority, refused)
+    return (f"realtime_priority {priority} was refused ({refused}): the devices' loop runs at normal priority; "
+            f"allow it with LimitRTPRIO={priority} in the service's unit file (deploy/systemd/devicectl.service)")
 
 
 def _shut_down(server: uvicorn.Server) -> None:
@@ -193,6 +209,7 @@ async def _serve_on(service: Service, server: uvicorn.Server, edge: LoopThread, 
     await _warm_up(asgi)
     heap.settle()  # start-up's objects out of the collector's walk (H26)
     put_behind(threading.get_native_id())  # the edge, the store's writer and the workers yield the CPU to the devices (H26)
+    priority = realtime_note(settings.realtime_priority)
     guard_loop(settings)  # from now on (start-up imports its modules once, before any session can run)
     tls = settings.tls_cert is not None
     url = f"{'https' if tls else 'http'}://{settings.http_host}:{settings.http_port}"
@@ -203,6 +220,8 @@ async def _serve_on(service: Service, server: uvicorn.Server, edge: LoopThread, 
         print(f"  simulated bench: meter {addresses['meter']}, thermometer {addresses['thermometer']}", flush=True)
         print(f"  simulator backdoors: laser {addresses.get('laser_backdoor')}, cryo {addresses.get('cryo_backdoor')}", flush=True)
         print(f"  {addresses['mqtt_note']}", flush=True)
+    if priority:
+        print(f"  {priority}", flush=True)
     if service.interrupted:
         print(f"  sessions interrupted by the last stop: {service.interrupted}", flush=True)
     if service.first_admin_pin:

@@ -106,7 +106,7 @@ class ServiceProcess:
                     return
             except httpx.HTTPError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.02)
         raise AssertionError("devices did not connect")
 
     @property
@@ -162,7 +162,7 @@ class Api:
                 return value
             if time.monotonic() > deadline:
                 raise AssertionError(f"{path}: condition not met: {value}")
-            time.sleep(0.1)
+            time.sleep(0.02)
 
 
 #: the PINs the harness's users end up with (admin: 6 digits at least; none trivial)

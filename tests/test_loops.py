@@ -5,6 +5,7 @@ reach listeners on the other loop in order, after whatever the service loop alre
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
@@ -286,3 +287,49 @@ def test_a_screens_stop_during_an_arm_in_flight_wins_across_the_loops(tmp_path: 
         executed = sims.call("executed")
         assert "READY" not in executed and "STOP" in executed
         assert sims.call("truth", 0)["state"] == "STANDBY"
+
+
+def test_the_devices_loop_asks_for_real_time_priority_which_its_later_threads_do_not_inherit() -> None:
+    """In a process of its own, for real: granted (root with CAP_SYS_NICE, or LimitRTPRIO), the thread
+    runs SCHED_FIFO and a thread it starts afterwards does not; refused, the system's reason is given."""
+    script = """
+import os, threading
+from devicectl.core.loops import run_realtime
+refused = run_realtime(1)
+seen = []
+later = threading.Thread(target=lambda: seen.append(os.sched_getscheduler(0)))
+later.start(); later.join()
+print(repr(refused), os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK, seen[0], os.SCHED_FIFO, os.SCHED_OTHER)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True)
+    refused, mine, later, fifo, other = out.stdout.rsplit(maxsplit=4)
+    if refused == "None":
+        assert (int(mine), int(later)) == (int(fifo), int(other))
+    else:
+        assert "not permitted" in refused.lower() and int(mine) == int(other)
+
+
+def test_the_administrator_is_told_whether_real_time_priority_was_granted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from devicectl import serve
+    from devicectl.core import loops
+
+    asked: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(loops.os, "sched_setscheduler", lambda pid, policy, param: asked.append(
+        (pid, policy, param.sched_priority)))
+    assert serve.realtime_note(None) is None and asked == []
+    assert serve.realtime_note(10) == "the devices' loop runs at real-time priority 10 (SCHED_FIFO)"
+    assert asked == [(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, 10)]  # this thread; not the threads it starts
+
+    def refuse(*_: Any) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(loops.os, "sched_setscheduler", refuse)
+    note = serve.realtime_note(10)
+    assert note is not None and "refused (Operation not permitted)" in note and "normal priority" in note
+    assert "LimitRTPRIO=10" in note
+
+
+@pytest.mark.parametrize("priority", [0, 100])
+def test_a_real_time_priority_outside_1_to_99_is_refused(tmp_path: Path, priority: int) -> None:
+    with pytest.raises(ValueError, match="realtime_priority"):
+        load_settings(None, data_dir=tmp_path, realtime_priority=priority)

@@ -137,6 +137,11 @@ class Settings(BaseSettings):
     local_broker_port: int = Field(1883, ge=1, le=65535)
     #: [instruments.meter] / [instruments.thermometer]: serial and own calibration due date
     instruments: dict[Literal["meter", "thermometer"], ReferenceInstrument] = Field(default_factory=dict)
+    #: the service loop's thread at this SCHED_FIFO priority (1-99): an interlock's event is read the moment
+    #: it arrives, ahead of every thread of the host that is not real-time (H26; bench/reaction_load.py
+    #: --realtime). Off by default: it needs LimitRTPRIO (or CAP_SYS_NICE) in the service's unit file,
+    #: the administrator's choice. Threads the service starts later run at normal priority.
+    realtime_priority: int | None = Field(None, ge=1, le=99)
     #: tests and benchmarks only (fault injection): every commit of the store waits this long, as on a slow disk
     store_commit_delay_ms: float = Field(0.0, ge=0, le=10000)
     #: tests only: a callback of the event loop running longer than this is reported on stderr and

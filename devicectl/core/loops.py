@@ -129,6 +129,16 @@ def put_behind(devices_thread: int | None) -> None:
             os.setpriority(os.PRIO_PROCESS, thread.native_id, BEHIND_NICE)
 
 
+def run_realtime(priority: int) -> str | None:
+    """The calling thread (the service loop's) at SCHED_FIFO ``priority``; threads it starts later
+    do not inherit it (SCHED_RESET_ON_FORK). Returns None when granted, else the system's refusal."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(priority))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 class LoopThread:
     """An event loop on a thread of its own (the edge loop of ``devicectl serve``)."""
 
