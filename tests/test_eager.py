@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,8 @@ async def test_the_first_step_runs_before_the_call_returns_and_the_rest_in_a_tas
 
     task = start_now(work())
     assert steps == ["first"] and not task.done()
+    coro: Any = task.get_coro()  # type: ignore[attr-defined]
+    assert "work" in coro.__qualname__ and coro.cr_frame.f_code.co_name == "work"  # named as the coroutine it runs
     later.set_result("done")
     assert await task == "done!" and steps == ["first", "second"]
 

@@ -58,6 +58,12 @@ class _Resumed(collections.abc.Coroutine):  # type: ignore[type-arg]
         self._coro = coro
         self._first: Any = first
         self._taken = False
+        self.__qualname__ = getattr(coro, "__qualname__", type(coro).__qualname__)  # how reports name the task
+
+    @property
+    def cr_frame(self) -> Any:
+        """Where the coroutine waits (the loop guard names a slow step by it)."""
+        return getattr(self._coro, "cr_frame", None)
 
     def send(self, value: Any) -> Any:
         if not self._taken:
