@@ -412,6 +412,9 @@ class DeviceSupervisor:
                 break
             except DriverError as exc:
                 problems.append(str(exc))
+        # the first attempt runs inside the decision that asked for it (start_now): escalate in a step
+        # of its own, so that the decision is reported and recorded before what it led to
+        await asyncio.sleep(0)
         self._escalate("; ".join(dict.fromkeys(problems)))
         return False
 
