@@ -150,19 +150,21 @@ def test_a_permit_is_valid_by_value_past_256_arms() -> None:
     assert not kernel.permit_valid(read_back)
 
 
-@rule("stop-on-every-arm", Hazard.H03_UNCOMMANDED_EMISSION, ArmRequested)
-def _stop_on_every_arm(kernel: Any, fact: ArmRequested) -> list[Decision]:
-    return [Stop("a rule stops on this request", Hazard.H03_UNCOMMANDED_EMISSION)]
+def laser_kernel_with_a_stop_rule(on: type, reason: str) -> LaserKernel:
+    """A laser kernel with one more rule, which decides STOP (``reason``) on every ``on`` fact."""
 
+    @rule(f"stop-on-every-{on.__name__}", Hazard.H03_UNCOMMANDED_EMISSION, on)
+    def stop(kernel: Any, fact: Any) -> list[Decision]:
+        return [Stop(reason, Hazard.H03_UNCOMMANDED_EMISSION)]
 
-class _StoppingLaserKernel(LaserKernel):
-    RULES = LaserKernel.RULES + (_stop_on_every_arm,)
+    stopping = type("StoppingLaserKernel", (LaserKernel,), {"RULES": LaserKernel.RULES + (stop,)})
+    return stopping()  # type: ignore[no-any-return]
 
 
 def test_a_stop_decided_beside_an_arm_permission_wins() -> None:
     # H03/H16: whatever rules decide on one fact, a STOP among them takes the arm permission away
     # (the other decisions stay, STOP first)
-    kernel = _StoppingLaserKernel()
+    kernel = laser_kernel_with_a_stop_rule(ArmRequested, "a rule stops on this request")
     kernel.handle(SessionOpened(LASER_PLAN, at=0.0))
     kernel.handle(SpotSeen(LASER_PLAN.spot_mm, at=0.1))
     decisions = arm(kernel, 1.0)
@@ -220,19 +222,10 @@ def test_a_reconfirm_with_nothing_paused_is_refused_and_changes_nothing() -> Non
     assert has(again, Refuse, Hazard.H15_DEVICE_RESET) and "not paused" in again[0].reason  # type: ignore[union-attr]
 
 
-@rule("stop-again-on-every-stop-request", Hazard.H03_UNCOMMANDED_EMISSION, StopRequested)
-def _stop_again(kernel: Any, fact: StopRequested) -> list[Decision]:
-    return [Stop("a second rule stops on this request", Hazard.H03_UNCOMMANDED_EMISSION)]
-
-
-class _TwiceStoppingLaserKernel(LaserKernel):
-    RULES = LaserKernel.RULES + (_stop_again,)
-
-
 def test_one_stop_per_fact_however_many_rules_decide_it() -> None:
     # H03: the unit gets one STOP for one fact (the first rule's reason goes on the record); two rules
     # stopping on the same fact do not send it twice
-    kernel = _TwiceStoppingLaserKernel()
+    kernel = laser_kernel_with_a_stop_rule(StopRequested, "a second rule stops on this request")
     kernel.handle(SessionOpened(LASER_PLAN, at=0.0))
     decisions = kernel.handle(StopRequested("screen", at=1.0))
     stops = [d for d in decisions if isinstance(d, Stop)]
