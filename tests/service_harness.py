@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -93,8 +94,14 @@ class ServiceProcess:
             self.output.append(line)
             if "log in" in line:
                 break
+        # keep reading what it says: a service that wrote more than a pipe holds would block on it
+        threading.Thread(target=self._read_on, args=(self.proc.stdout,), daemon=True).start()
         self.wait_connected()
         return self
+
+    def _read_on(self, out: Any) -> None:
+        for line in out:
+            self.output.append(line)
 
     def wait_connected(self, timeout: float = 60.0) -> None:
         # a bound, not a figure under test: on a starved host the units connect late
