@@ -524,39 +524,31 @@ def _context(conn: sqlite3.Connection, row: Any, serial: str | None) -> Checklis
     return ChecklistContext(date.today(), calibration, previous)
 
 
-def _session_view(conn: sqlite3.Connection, session_id: int, serials: dict[str, str | None]) -> Any:
-    """A session's row and records, read in one go (in a worker thread)."""
+def _session_out(conn: sqlite3.Connection, session_id: int, serials: dict[str, str | None]) -> dict[str, Any] | None:
+    """A session's view but its live part, read and built in one go (in a worker thread)."""
     row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
     if row is None:
         return None
-    context = _context(conn, row, serials.get(row["device"])) if row["device"] in serials else None
-    pulses = conn.execute("SELECT COUNT(*) AS n FROM pulses WHERE session_id = ?", (session_id,)).fetchone()["n"]
-    freezes = [dict(r) for r in conn.execute("SELECT dur_s, cause, at FROM freezes WHERE session_id = ? ORDER BY id",
-                                             (session_id,))]
-    decisions = [dict(r) for r in conn.execute(
-        "SELECT at, kind, hazard, reason FROM decisions WHERE session_id = ? AND kind != 'Refuse' ORDER BY id", (session_id,))]
-    unseen = conn.execute("SELECT COUNT(*) AS n FROM pulses WHERE session_id = ? AND seen = 0", (session_id,)).fetchone()["n"]
-    return row, context, pulses, freezes, decisions, unseen, course_number(conn, row)
-
-
-def _session_out(conn: sqlite3.Connection, session_id: int, serials: dict[str, str | None]) -> dict[str, Any] | None:
-    """A session's view but its live part: pure, from the database (in a worker thread)."""
-    view = _session_view(conn, session_id, serials)
-    if view is None:
-        return None
-    row, context, pulses, freezes, decisions, unseen, course = view
+    plan_data, checklist = json.loads(row["plan"]), json.loads(row["checklist"])
     plan = plan_from_json(row["plan"])
-    answers = answers_from_dict(json.loads(row["checklist"]))
-    items = open_items(plan, answers, context) if context is not None else []
+    context = _context(conn, row, serials.get(row["device"])) if row["device"] in serials else None
+    items = open_items(plan, answers_from_dict(checklist), context) if context is not None else []
     return {
         "id": row["id"], "patient_id": row["patient_id"], "device": row["device"], "state": row["state"],
-        "decisions": decisions, "pulses_not_seen": unseen,
-        "plan": json.loads(row["plan"]), "checklist": json.loads(row["checklist"]),
+        "decisions": [dict(r) for r in conn.execute(
+            "SELECT at, kind, hazard, reason FROM decisions WHERE session_id = ? AND kind != 'Refuse' ORDER BY id",
+            (session_id,))],
+        "pulses_not_seen": conn.execute("SELECT COUNT(*) AS n FROM pulses WHERE session_id = ? AND seen = 0",
+                                        (session_id,)).fetchone()["n"],
+        "plan": plan_data, "checklist": checklist,
         "open_items": [{"item": i.item, "reason": i.reason, "hazard": i.hazard.value} for i in items],
-        "pulses_recorded": pulses, "freezes": freezes, "outcome": row["outcome"],
+        "pulses_recorded": conn.execute("SELECT COUNT(*) AS n FROM pulses WHERE session_id = ?", (session_id,)).fetchone()["n"],
+        "freezes": [dict(r) for r in conn.execute("SELECT dur_s, cause, at FROM freezes WHERE session_id = ? ORDER BY id",
+                                                  (session_id,))],
+        "outcome": row["outcome"],
         "aftercare": aftercare(plan),
         "site_key": row["site_key"], "site_note": row["site_note"], "skin_type": row["skin_type"],
-        "course_number": course,
+        "course_number": course_number(conn, row),
     }
 
 
