@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import signal
 import subprocess
 import sys
@@ -27,8 +26,6 @@ from devicectl.core.service import Service
 from devicectl.mqtt import broker
 from devicectl.web.api import create_app
 from devicectl.web.tls import StrictTransportSecurity
-
-log = logging.getLogger(__name__)
 
 
 def start_bench(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
@@ -121,7 +118,6 @@ def realtime_note(priority: int | None) -> str | None:
     refused = run_realtime(priority)
     if refused is None:
         return f"the devices' loop runs at real-time priority {priority} (SCHED_FIFO)"
-    log.warning("realtime_priority %s was refused (%s)", priority, refused)
     return (f"realtime_priority {priority} was refused ({refused}): the devices' loop runs at normal priority; "
             f"allow it with LimitRTPRIO={priority} in the service's unit file (deploy/systemd/devicectl.service)")
 
