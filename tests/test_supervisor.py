@@ -12,7 +12,7 @@ import pytest
 from devicectl.core.config import DeviceConfig
 from devicectl.core.hub import Hub
 from devicectl.core.supervisor import DeviceSupervisor
-from drivers import DriverError
+from drivers import DriverError, NotConnected
 from safety import facts as F
 from safety.cryo_kernel import CryoKernel
 from safety.decisions import Refuse
@@ -156,6 +156,36 @@ async def test_a_cryo_unit_rebooted_mid_freeze_over_a_pty_never_wedges_the_kerne
             assert not any("already under way" in getattr(d, "reason", "") for d in decisions)
         finally:
             await supervisor.close()
+
+
+@pytest.mark.parametrize("failure", [NotConnected("the line closed under the STOP"), DriverError("write failed")])
+async def test_a_stop_failing_in_its_first_step_is_escalated_after_the_decision_is_reported(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, failure: Exception) -> None:
+    """The STOP's first step runs inside the decision (H26). If it fails there, the decision is still
+    reported and recorded first and the escalation it led to after it: the record never shows an
+    unconfirmed STOP before the STOP that was asked for."""
+    async with supervised(tmp_path) as (supervisor, sims):
+        await supervisor.run_decisions(F.SessionOpened(LASER_PLAN, supervisor.clock()))
+        await until(lambda: supervisor.kernel.spot_mm is not None, timeout=5)
+        await supervisor.request(F.ArmRequested("practitioner", GOOD, CONTEXT, supervisor.clock()))
+        await until(lambda: sims.call("truth", 0)["state"] == "READY")
+        reported: list[str] = []
+        supervisor.decision_listeners.append(lambda fact, decisions: reported.append(type(fact).__name__))
+        calls: list[str] = []
+
+        async def failing_stop() -> str:
+            calls.append("STOP")
+            raise failure
+
+        monkeypatch.setattr(supervisor.driver, "stop", failing_stop)
+        confirmed = supervisor.stop_and_confirm("test")
+        assert calls and reported == ["StopRequested"]  # the STOP was tried inside the decision, and failed
+        assert await confirmed is False
+        assert reported[0] == "StopRequested" and reported[-1] == "StopUnconfirmed"  # going silent is a LinkLost between
+        assert supervisor.kernel.locked and "did not confirm STOP" in supervisor.kernel.locked
+        assert supervisor.status.alarm and "emergency stop" in supervisor.status.alarm
+        await until(lambda: sims.call("truth", 0)["state"] == "STANDBY", timeout=3)  # the host went silent
+        assert sims.call("truth", 0)["watchdog_fired_at"], "the unit's own watchdog ended it"
 
 
 async def test_a_stop_is_on_a_free_line_before_the_decision_returns(tmp_path: Any) -> None:
