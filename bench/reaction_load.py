@@ -45,6 +45,7 @@ HERE = Path(__file__).resolve()
 #: CPUs of the service and of the lasers; None: shared by everything (--shared-cpus)
 CPUS: tuple[set[int], set[int]] | None = None
 REALTIME: int | None = None  #: --realtime: the service loop's thread at this SCHED_FIFO priority
+BEHIND = True  #: the service's other threads 10 nice steps behind its loop's, as devicectl serve runs them
 LOCKOUTS: list[str] = []  # lock-outs met while re-arming (acknowledged, counted in the output)
 ALL_CHECKED = {"identity_confirmed": True, "consent_signed": True, "eye_protection_all": True,
                "no_sun_last_4_weeks": True, "benign_assessed": True}
@@ -228,11 +229,13 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     devices, edge = LoopThread("service").start(), LoopThread("edge").start()
     await devices.run(service.start(edge.loop))
     heap.settle()  # as devicectl serve does once started (H26)
-    put_behind(devices.native_id)  # as devicectl serve does
+    if BEHIND:  # --others-at-nice-0: without it
+        put_behind(devices.native_id)  # as devicectl serve does
     if REALTIME is not None:  # --realtime: what the administrator can grant the service thread (realtime_priority)
         refused = await call_on(devices.loop, run_realtime, REALTIME)
         if refused is not None:
             raise SystemExit(f"--realtime {REALTIME} was refused: {refused}")
+    scheduled = (os.getpriority(os.PRIO_PROCESS, devices.native_id), os.sched_getscheduler(devices.native_id))
     serving: asyncio.Future[None] | None = None
     load: subprocess.Popen[bytes] | None = None
     url = f"http://127.0.0.1:{http_port}"
@@ -334,7 +337,10 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     return {"delay_ms": delay_ms, "rate_hz": rate, "pulses_per_s": fired / elapsed, "fired": fired_total, "recorded": recorded,
             "missed": missed, "p50": statistics.median(reactions) * 1000, "max": reactions[-1] * 1000,
             "p99": reactions[min(len(reactions) - 1, int(len(reactions) * 0.99))] * 1000, "trials": len(reactions),
-            "health": health, "held": held, "elapsed_s": elapsed, "parts": parts, "behind": behind}
+            "health": health, "held": held, "elapsed_s": elapsed, "parts": parts, "behind": behind,
+            # how this row's process really ran the service (each row has a process of its own)
+            "cpus": None if CPUS is None else [sorted(c) for c in CPUS], "service_nice": scheduled[0],
+            "service_policy": {os.SCHED_OTHER: "normal", os.SCHED_FIFO: "SCHED_FIFO"}.get(scheduled[1] & ~os.SCHED_RESET_ON_FORK, "other")}
 
 
 def watch_the_lines() -> tuple[dict[Any, list[tuple[float, bool]]], dict[Any, list[float]]]:
@@ -415,7 +421,7 @@ def other_machines() -> None:
 
 
 def main() -> int:
-    global CPUS, REALTIME
+    global CPUS, REALTIME, BEHIND
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--units", type=int, default=8)
@@ -423,21 +429,35 @@ def main() -> int:
     parser.add_argument("--shared-cpus", action="store_true", help="lasers and screens on the service's CPUs too")
     parser.add_argument("--realtime", type=int, default=None, metavar="PRIORITY",
                         help="the service loop's thread at this SCHED_FIFO priority (needs CAP_SYS_NICE or LimitRTPRIO)")
+    parser.add_argument("--others-at-nice-0", action="store_true",
+                        help="the service's other threads at the service loop's nice value, not 10 steps behind it")
+    parser.add_argument("--row", type=float, default=None, help=argparse.SUPPRESS)  # one row, in a process of its own
     args = parser.parse_args()
     REALTIME = args.realtime
+    BEHIND = not args.others_at_nice_0
     cpus = sorted(os.sched_getaffinity(0))
     if not args.shared_cpus and len(cpus) > 1:
         CPUS = (set(cpus[:-1]), {cpus[-1]})
-        os.sched_setaffinity(0, CPUS[0])  # before any thread starts: the service's threads inherit it
     logging.basicConfig(level=logging.ERROR)
+    if args.row is not None:
+        if CPUS is not None:  # before any thread starts: the service's threads inherit it
+            os.sched_setaffinity(0, CPUS[0])
+        with tempfile.TemporaryDirectory(prefix="devicectl-reaction-load-") as tmp:
+            row = asyncio.run(configuration(args.row, args.units, args.trials, Path(tmp)))
+        print(json.dumps(row | {"lockouts": LOCKOUTS}))
+        return 0
     print(f"reaction under load: {args.units} lasers in sessions (every pulse recorded), 4 WebSocket clients, "
           f"20 API requests/s, MQTT bridge on Mosquitto; {args.trials} interlock openings per row "
           f"(INPUT written -> STOP executed, on the unit's clock)")
     print(f"{'storage':<34} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'missed':>6} {'pulses/s':>8} {'fired':>6} {'recorded':>8}")
     rows = []
     for delay in (0.0, args.delay_ms):
-        with tempfile.TemporaryDirectory(prefix="devicectl-reaction-load-") as tmp:
-            row = asyncio.run(configuration(delay, args.units, args.trials, Path(tmp)))
+        # each row in a process of its own: nothing of one row (a thread's priority, which the threads
+        # started later inherit; the heap) reaches the next
+        child = subprocess.run([sys.executable, str(HERE), *sys.argv[1:], "--row", str(delay)],
+                               stdout=subprocess.PIPE, text=True, check=True)
+        row = json.loads(child.stdout.strip().splitlines()[-1])
+        LOCKOUTS.extend(row["lockouts"])
         rows.append(row)
         label = "normal" if not delay else f"every commit {delay:.0f} ms slower"
         print(f"{label:<34} {row['p50']:>7.2f} {row['p99']:>7.2f} {row['max']:>7.2f} {row['missed']:>6} "
@@ -452,6 +472,9 @@ def main() -> int:
             ordered = sorted(values) or [float("nan")]
             print(f"  {label:<32} {name:<20} p50 {statistics.median(ordered) * 1000:.2f}  "
                   f"p99 {ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000:.2f}  max {ordered[-1] * 1000:.2f}")
+        late = sum(1 for part in row["parts"] if part[0] > 0.0005)
+        print(f"  {label:<32} INPUT read over 0.5 ms after it was written (the service thread's wake-up): "
+              f"{late} of {len(row['parts'])} trials")
         slowest = sorted(row["parts"], key=lambda part: -part[3])[:5]
         print(f"  {label:<32} the 5 slowest (reaction = INPUT to read + read to STOP written + STOP to the unit): "
               + "; ".join(" = ".join((f"{r * 1000:.2f}", " + ".join(f"{x * 1000:.2f}" for x in (a, b, c))))
@@ -472,10 +495,13 @@ def main() -> int:
         print(f"  {label}:")
         for kind, ms in top:
             print(f"    {len(ms):>6}  {sum(ms) / row['elapsed_s']:>6.1f} ms/s  {max(ms):>6.2f}  {kind}")
-    where = ("shared by everything" if CPUS is None
-             else f"service, broker and screens (nice 19) on CPU {sorted(CPUS[0])}, lasers on CPU {sorted(CPUS[1])}")
+    split = {json.dumps(row["cpus"]) for row in rows}  # as each row's process set them
+    where = ("; ".join(sorted(split)) + " (the rows differ)" if len(split) > 1 else "shared by everything" if rows[0]["cpus"] is None
+             else f"service, broker and screens (nice 19) on CPU {rows[0]['cpus'][0]}, lasers on CPU {rows[0]['cpus'][1]}")
     print(f"CPUs: {where}; the service loop's thread: "
-          f"{'SCHED_FIFO priority ' + str(REALTIME) if REALTIME is not None else 'normal priority (nice 0)'}")
+          + ", ".join(f"{row['service_policy']} at nice {row['service_nice']} ({'normal' if not row['delay_ms'] else 'slow'} row)"
+                      for row in rows)
+          + f"{' (--realtime ' + str(REALTIME) + ')' if REALTIME is not None else ''}; its other threads: {'10 nice steps behind it' if BEHIND else 'at its nice value'}")
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; lock-outs acknowledged while re-arming: "
           f"{len(LOCKOUTS)}{' (' + LOCKOUTS[0] + ')' if LOCKOUTS else ''}")
     ok = max(normal["p99"], slow["p99"]) <= 1.0 and slow["p99"] <= 1.2 * normal["p99"]
