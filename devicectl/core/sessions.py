@@ -85,11 +85,14 @@ def plan_to_json(plan: Plan) -> str:
 
 
 def plan_from_json(text: str) -> Plan:
-    data = json.loads(text)
-    data["indication"] = Indication(data["indication"])
-    data["modality"] = Modality(data["modality"])
-    data["warnings"] = tuple(data["warnings"])
-    return LaserPlan(**data) if data["modality"] == "laser" else CryoPlan(**data)
+    return plan_from_dict(json.loads(text))
+
+
+def plan_from_dict(data: dict[str, Any]) -> Plan:
+    """A stored plan, as parsed from its JSON (``data`` is left as it is)."""
+    fields = data | {"indication": Indication(data["indication"]), "modality": Modality(data["modality"]),
+                     "warnings": tuple(data["warnings"])}
+    return LaserPlan(**fields) if fields["modality"] == "laser" else CryoPlan(**fields)
 
 
 def answers_from_dict(data: dict[str, Any]) -> ChecklistAnswers:
@@ -530,7 +533,7 @@ def _session_out(conn: sqlite3.Connection, session_id: int, serials: dict[str, s
     if row is None:
         return None
     plan_data, checklist = json.loads(row["plan"]), json.loads(row["checklist"])
-    plan = plan_from_json(row["plan"])
+    plan = plan_from_dict(plan_data)
     context = _context(conn, row, serials.get(row["device"])) if row["device"] in serials else None
     items = open_items(plan, answers_from_dict(checklist), context) if context is not None else []
     return {
