@@ -6,7 +6,7 @@ executed. Run twice in one go: normal storage, then every commit of the store de
 
 Goal: p99 <= 1 ms in both (2 ms at the very most), and the slow-storage p99 <= 1.2 x the normal one.
 
-    .venv/bin/python bench/reaction_load.py [--trials 100] [--units 8] [--delay-ms 40] [--shared-cpus] [--realtime 10]
+    .venv/bin/python bench/reaction_load.py [--trials 100] [--units 8] [--delay-ms 40] [--shared-cpus] [--realtime 10] [--others-at-nice-0]
 
 CPUs: the lasers are units with processors of their own, so by default they have the last CPU and
 the service (with its MQTT broker) the others; the screens are other machines, so their process
@@ -420,6 +420,10 @@ def other_machines() -> None:
         os.nice(19)
 
 
+def row_label(delay_ms: float) -> str:
+    return "normal" if not delay_ms else f"every commit {delay_ms:.0f} ms slower"
+
+
 def main() -> int:
     global CPUS, REALTIME, BEHIND
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -459,14 +463,14 @@ def main() -> int:
         row = json.loads(child.stdout.strip().splitlines()[-1])
         LOCKOUTS.extend(row["lockouts"])
         rows.append(row)
-        label = "normal" if not delay else f"every commit {delay:.0f} ms slower"
+        label = row_label(delay)
         print(f"{label:<34} {row['p50']:>7.2f} {row['p99']:>7.2f} {row['max']:>7.2f} {row['missed']:>6} "
               f"{row['pulses_per_s']:>8.1f} {row['fired']:>6} {row['recorded']:>8}", flush=True)
     normal, slow = rows
     print("where the time goes (ms; time.monotonic on both sides): the unit writes INPUT -> the service reads it "
           "-> the service writes STOP -> the unit reads it")
     for row in rows:
-        label = "normal" if not row["delay_ms"] else f"every commit {row['delay_ms']:.0f} ms slower"
+        label = row_label(row["delay_ms"])
         names = ("INPUT to read", "read to STOP written", "STOP to the unit")
         for name, values in zip(names, list(zip(*row["parts"]))[:3] if row["parts"] else ((),) * 3):
             ordered = sorted(values) or [float("nan")]
@@ -480,27 +484,26 @@ def main() -> int:
               + "; ".join(" = ".join((f"{r * 1000:.2f}", " + ".join(f"{x * 1000:.2f}" for x in (a, b, c))))
                           for a, b, c, r in slowest))
     for row in rows:
-        label = "normal" if not row["delay_ms"] else f"every commit {row['delay_ms']:.0f} ms slower"
+        label = row_label(row["delay_ms"])
         waits = ", ".join(f"{r * 1000:.2f}" for r in sorted(row["behind"])) or "none"
         print(f"  {label:<32} STOPs that waited for an exchange on the line: {len(row['behind'])} (reactions ms: {waits})")
     print("/api/health round trip meanwhile (the client's clock, ms):")
     for row in rows:
-        label = "normal" if not row["delay_ms"] else f"every commit {row['delay_ms']:.0f} ms slower"
+        label = row_label(row["delay_ms"])
         h = row["health"]
         print(f"  {label:<32} p50 {h['p50']:.2f}  p99 {h['p99']:.2f}  max {h['max']:.2f}  ({h['n']} requests)")
     print("the loop held over 0.5 ms of CPU at a time (callbacks: count, total ms per second of run, longest ms):")
     for row in rows:
-        label = "normal" if not row["delay_ms"] else f"every commit {row['delay_ms']:.0f} ms slower"
+        label = row_label(row["delay_ms"])
         top = sorted(row["held"].items(), key=lambda kv: -sum(kv[1]))[:6]
         print(f"  {label}:")
         for kind, ms in top:
             print(f"    {len(ms):>6}  {sum(ms) / row['elapsed_s']:>6.1f} ms/s  {max(ms):>6.2f}  {kind}")
-    split = {json.dumps(row["cpus"]) for row in rows}  # as each row's process set them
-    where = ("; ".join(sorted(split)) + " (the rows differ)" if len(split) > 1 else "shared by everything" if rows[0]["cpus"] is None
-             else f"service, broker and screens (nice 19) on CPU {rows[0]['cpus'][0]}, lasers on CPU {rows[0]['cpus'][1]}")
+    cpus = normal["cpus"]  # as the rows' processes set them (both from the same arguments)
+    where = ("shared by everything" if cpus is None
+             else f"service, broker and screens (nice 19) on CPU {cpus[0]}, lasers on CPU {cpus[1]}")
     print(f"CPUs: {where}; the service loop's thread: "
-          + ", ".join(f"{row['service_policy']} at nice {row['service_nice']} ({'normal' if not row['delay_ms'] else 'slow'} row)"
-                      for row in rows)
+          + ", ".join(f"{row['service_policy']} at nice {row['service_nice']} ({row_label(row['delay_ms'])})" for row in rows)
           + f"{' (--realtime ' + str(REALTIME) + ')' if REALTIME is not None else ''}; its other threads: {'10 nice steps behind it' if BEHIND else 'at its nice value'}")
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; lock-outs acknowledged while re-arming: "
           f"{len(LOCKOUTS)}{' (' + LOCKOUTS[0] + ')' if LOCKOUTS else ''}")
