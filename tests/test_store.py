@@ -222,3 +222,19 @@ def test_opening_a_store_twice_is_cheap(tmp_path: Path) -> None:
     start = time.perf_counter()
     Store(path).close()
     assert time.perf_counter() - start < 0.5  # at HEAD: only looked at, no Alembic run
+
+
+def test_a_process_that_makes_a_new_database_leaves_nothing_in_the_temporary_directory(tmp_path: Path) -> None:
+    """The empty database at HEAD is made once per process in a temporary folder; every start of the
+    service used to leave that folder behind."""
+    import subprocess
+    import sys
+
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    path = tmp_path / "data" / "devicectl.sqlite3"
+    code = ("import sys; from pathlib import Path; from devicectl.core.store import Store; "
+            "Store(Path(sys.argv[1])).close(); Store(Path(sys.argv[1]).with_name('second.sqlite3')).close()")
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, env={"TMPDIR": str(temporary), "PATH": ""})
+    assert list(temporary.iterdir()) == []
+    assert migrations.version(path) == migrations.version(path.with_name("second.sqlite3")) == migrations.HEAD

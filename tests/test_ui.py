@@ -1,12 +1,11 @@
 """The touchscreen in a real browser: Playwright drives Debian's Chromium against the service and
-the simulated bench. Each screen is saved at 1280x800 in a temporary folder (tests never write tracked
-files); `make screenshots` runs these tests with DEVICECTL_SCREENSHOTS=docs/screenshots to refresh the docs."""
+the simulated bench. Each screen is saved at 1280x800 in pytest's temporary folder (tests never write
+tracked files, and leave nothing behind that pytest does not clear); `make screenshots` runs these tests with DEVICECTL_SCREENSHOTS=docs/screenshots to refresh the docs."""
 
 from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -20,14 +19,18 @@ CHROMIUM = "/usr/bin/chromium"
 #: a bound for a screen to show what it should, not a figure under test: a starved CI host draws late
 expect.set_options(timeout=10_000)
 
-SHOTS = Path(os.environ.get("DEVICECTL_SCREENSHOTS") or tempfile.mkdtemp(prefix="devicectl-screens-"))
+#: where ``shot`` saves: DEVICECTL_SCREENSHOTS, or a folder of pytest's (set by ``browser``, which every screen needs)
+SHOTS = Path(os.environ["DEVICECTL_SCREENSHOTS"]) if os.environ.get("DEVICECTL_SCREENSHOTS") else None
 ARGS = ["--headless", "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--disable-gpu", "--no-first-run"]
 
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    global SHOTS
+    if SHOTS is None:
+        SHOTS = tmp_path_factory.mktemp("screens")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield browser
@@ -119,6 +122,7 @@ def test_the_touch_target_check_sees_every_screen(browser: Browser) -> None:
 
 
 def shot(page: Page, name: str) -> None:
+    assert SHOTS is not None, "the browser fixture sets the folder"
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
 

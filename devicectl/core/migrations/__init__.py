@@ -12,7 +12,6 @@ previous one, and ``HEAD`` below moved to it (tests/test_migrations.py checks th
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import tempfile
 import threading
@@ -50,7 +49,7 @@ def migrate(path: Path, target: str = "head") -> None:
     if target == "head" and path.exists() and version(path) == HEAD and _versioned(path):
         return
     if target == "head" and not path.exists():  # a new database: a copy of an empty one at HEAD
-        shutil.copyfile(_empty_at_head(), path)
+        path.write_bytes(_empty_at_head())
         return
     _upgrade(path, target)
 
@@ -72,21 +71,26 @@ def _upgrade(path: Path, target: str) -> None:
         engine.dispose()
 
 
-_EMPTY: Path | None = None
+_EMPTY: bytes | None = None
 _EMPTY_LOCK = threading.Lock()
 
 
-def _empty_at_head() -> Path:
-    """An empty database at HEAD, made once per process (the migrations run once, not per store)."""
+def _empty_at_head() -> bytes:
+    """An empty database at HEAD, made once per process (the migrations run once, not per store).
+
+    Kept in memory: it is made in a temporary folder that is removed at once, so a process leaves
+    nothing behind in the system's temporary directory.
+    """
     global _EMPTY
     with _EMPTY_LOCK:
         if _EMPTY is None:
-            empty = Path(tempfile.mkdtemp(prefix="devicectl-schema-")) / "empty.sqlite3"
-            _upgrade(empty, "head")
-            conn = sqlite3.connect(empty)
-            conn.execute("PRAGMA journal_mode=DELETE")  # one self-contained file to copy
-            conn.close()
-            _EMPTY = empty
+            with tempfile.TemporaryDirectory(prefix="devicectl-schema-") as folder:
+                empty = Path(folder) / "empty.sqlite3"
+                _upgrade(empty, "head")
+                conn = sqlite3.connect(empty)
+                conn.execute("PRAGMA journal_mode=DELETE")  # one self-contained file to copy
+                conn.close()
+                _EMPTY = empty.read_bytes()
         return _EMPTY
 
 
