@@ -116,6 +116,15 @@ class ServiceProcess:
             time.sleep(0.02)
         raise AssertionError("devices did not connect")
 
+    def thread_nice(self) -> dict[int, int]:
+        """The nice value of each of the service's threads, by native thread id (Linux /proc)."""
+        assert self.proc is not None
+        nice = {}
+        for stat in Path(f"/proc/{self.proc.pid}/task").glob("*/stat"):
+            with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
+                nice[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[16])
+        return nice
+
     @property
     def first_pin(self) -> str | None:
         for line in self.output:

@@ -122,11 +122,32 @@ def put_behind(devices_thread: int | None) -> None:
     when the devices' loop wakes for an event it runs at once, before the edge, the store's writer
     and the workers. Threads started later inherit the nice value of the thread that starts them
     (where thread priorities are not supported, nothing changes)."""
-    for thread in threading.enumerate():
-        if thread.native_id is None or thread.native_id == devices_thread:
-            continue
-        with contextlib.suppress(OSError, AttributeError):
-            os.setpriority(os.PRIO_PROCESS, thread.native_id, BEHIND_NICE)
+    for thread in _native_threads():
+        if thread != devices_thread:
+            with contextlib.suppress(OSError, AttributeError):
+                os.setpriority(os.PRIO_PROCESS, thread, BEHIND_NICE)
+
+
+def _native_threads() -> list[int]:
+    """Every thread of this process, with those libraries start on their own (a numerical library's
+    workers, started when it is imported): Linux lists them all; elsewhere, the threads Python knows."""
+    try:
+        return [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:
+        return [t.native_id for t in threading.enumerate() if t.native_id is not None]
+
+
+def behind_executor() -> concurrent.futures.ThreadPoolExecutor:
+    """The service loop's default executor (``asyncio.to_thread``: instruments, certificates, their PDFs
+    printed by a browser). Its threads start on first use, from the service loop, so they would run
+    at the devices' priority, and so would the processes they start: each puts itself behind as it
+    starts (H26)."""
+    return concurrent.futures.ThreadPoolExecutor(thread_name_prefix="devicectl-worker", initializer=_behind_self)
+
+
+def _behind_self() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BEHIND_NICE)
 
 
 def run_realtime(priority: int) -> str | None:
