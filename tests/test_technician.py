@@ -143,6 +143,9 @@ def test_service_mode_keeps_sessions_out_and_a_laser_calibrates_through_the_serv
     assert {"service_mode.entered", "service_mode.left", "calibration.started", "calibration.recorded"} <= set(actions)
     # the run's work off the loop (instruments, the certificate, the record) ran on threads started
     # from the service loop after start-up: they too run behind it (H26)
+    page = technician.client.get(f"/api/calibrations/{run['record_id']}/certificate.html")
+    assert page.status_code == 200 and "Calibration certificate" in page.text
+    assert technician.call("GET", "/api/calibrations/999999/certificate.html", 404)["error"] == "no calibration record 999999"
     nice = service.thread_nice()
     assert nice.pop(service.proc.pid) < BEHIND_NICE and len(nice) >= 3 and min(nice.values()) >= BEHIND_NICE, nice
 
@@ -226,6 +229,8 @@ def test_records_come_from_measurements_or_a_confirmed_external_certificate(syst
     assert record["id"] == confirmed["id"] and record["passed"]
     assert record["results"]["source"] == "external" and record["results"]["external_certificate"] == "DKD-K-4711-2026"
     assert record["results"]["confirmed_by"] == "admin" and "external" in record["technician"]
+    assert "has no certificate on file" in technician.call(  # the laboratory's certificate is on paper
+        "GET", f"/api/calibrations/{record['id']}/certificate.pdf", 404)["error"]
 
 
 def test_service_mode_and_a_waiting_external_record_survive_a_crash(system) -> None:  # type: ignore[no-untyped-def]

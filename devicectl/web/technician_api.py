@@ -134,15 +134,18 @@ def register(app: FastAPI, service: Service, Auth: Any) -> None:
     async def calibration_run(run_id: int, user: Auth) -> dict[str, Any]:
         return service.calibration_runs.get(run_id).as_dict()
 
-    async def certificate_of(record_id: int) -> Path:
-        rows = await asyncio.to_thread(service.calibrations)
-        row = next((r for r in rows if r["id"] == record_id), None)
+    def on_file(record_id: int) -> Path:
+        """A record's certificate file (off the loop: the records and the file are read from disk)."""
+        row = next((r for r in service.calibrations() if r["id"] == record_id), None)
         if row is None:
             raise SessionError(f"no calibration record {record_id}", 404)
         path = Path(row["certificate"] or "")
         if not row["certificate"] or not path.is_file():
             raise SessionError(f"calibration record {record_id} has no certificate on file", 404)
         return path
+
+    async def certificate_of(record_id: int) -> Path:
+        return await asyncio.to_thread(on_file, record_id)
 
     @app.get("/api/calibrations/{record_id}/certificate.html")
     async def certificate_html(record_id: int, user: Auth) -> FileResponse:
