@@ -93,12 +93,12 @@ async def _warm_up(asgi: Any) -> None:
                 await client.get(path)
 
 
-def guard_loop(settings: Settings) -> None:
+def guard_loop(settings: Settings) -> loopguard.Guard | None:
     """Other threads hand the GIL back within 0.05 ms (``SWITCH_INTERVAL_S``); with ``slow_callback_ms`` (tests),
     every callback of the loop over it is reported on stderr and in DATA_DIR/slow-callbacks.log."""
     sys.setswitchinterval(loopguard.SWITCH_INTERVAL_S)
     if settings.slow_callback_ms is None:
-        return
+        return None
     log_path = settings.data_dir / "slow-callbacks.log"
 
     def report(what: str, seconds: float) -> None:
@@ -107,7 +107,7 @@ def guard_loop(settings: Settings) -> None:
         with log_path.open("a") as out:
             out.write(line + "\n")
 
-    loopguard.install(settings.slow_callback_ms / 1000, report, threading.get_ident())
+    return loopguard.install(settings.slow_callback_ms / 1000, report, threading.get_ident())
 
 
 def realtime_note(priority: int | None) -> str | None:

@@ -177,3 +177,52 @@ def test_a_slow_step_handed_over_from_another_loop_is_named_by_what_it_runs(repo
     finally:
         service.stop()
     assert any("arm_the_laser" in r and "test_loopguard.py" in r for r in reports), reports
+
+
+def test_a_file_the_service_opens_on_the_loop_is_reported_but_not_one_a_test_opens_or_a_worker(
+        reports: list[str], tmp_path: Path) -> None:
+    from devicectl.core.config import load_settings
+
+    config = tmp_path / "devicectl.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+
+    async def scenario() -> None:
+        config.read_text()  # the test's own code
+        await asyncio.to_thread(load_settings, config)  # the service's, off the loop
+        load_settings(config)  # the service's, on the loop
+
+    asyncio.run(scenario())
+    assert [r for r in reports if "blocking call" in r] == [
+        f"0.0 ms: blocking call on the event loop: open {config} (config.py:{_line_of(load_settings, 'read_text')} "
+        "load_settings)"]
+
+
+def _line_of(function: Any, text: str) -> int:
+    import inspect
+
+    lines, first = inspect.getsourcelines(function)
+    return first + next(i for i, line in enumerate(lines) if text in line)
+
+
+def test_a_report_that_writes_its_log_is_not_itself_reported(tmp_path: Path) -> None:
+    """``devicectl serve`` writes each report to DATA_DIR/slow-callbacks.log, from its own code, on the loop."""
+    from devicectl import serve
+    from devicectl.core.config import load_settings
+
+    settings = load_settings(None, data_dir=tmp_path, slow_callback_ms=5)
+    config = tmp_path / "devicectl.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n')
+    switch = sys.getswitchinterval()
+    guard = serve.guard_loop(settings)
+    assert guard is not None
+    try:
+        asyncio.run(_open_on_the_loop(load_settings, config))
+    finally:
+        guard.uninstall()
+        sys.setswitchinterval(switch)
+    logged = (tmp_path / "slow-callbacks.log").read_text().splitlines()
+    assert len(logged) == 1 and f"open {config}" in logged[0], logged
+
+
+async def _open_on_the_loop(load: Any, path: Path) -> None:
+    load(path)

@@ -8,7 +8,8 @@ a long one nothing): on a shared 2-core host, wall time also counts the
 milliseconds the thread waits for a CPU or for the GIL while another thread holding it is
 preempted, which is the host's load, not the callback. Waiting for the disk on the loop is caught
 exactly instead: any statement of the store run on a loop's thread is reported as it happens
-(``blocking``), however fast. asyncio's debug mode (``slow_callback_duration``) times callbacks by
+(``blocking``), however fast, and so is any file the service's code opens there (Python's audit
+event ``open``, imports included: a module first imported on the loop is read from disk there). asyncio's debug mode (``slow_callback_duration``) times callbacks by
 wall time and also slows every call down.
 
 The test suite runs the service's loop under it with a 5 ms threshold (tests/conftest.py for
@@ -87,7 +88,7 @@ def _timed_run(self: asyncio.Handle) -> None:
                 where = f"\n      caught running in {state[1]}" if state[1] else ""
                 if state[2]:
                     where += f"\n      of which {state[2] * 1000:.1f} ms garbage collection (generation {state[3]} at most)"
-                guard.report(_describe(self, callback) + where, elapsed)
+                _report(guard, _describe(self, callback) + where, elapsed)
 
 
 _gc_started: dict[int, float] = {}
@@ -127,7 +128,36 @@ def blocking(what: str) -> None:
     thread = threading.get_ident()
     for guard in _guards:
         if guard.thread is None or guard.thread == thread:
-            guard.report(f"blocking call on the event loop: {what}", 0.0)
+            _report(guard, f"blocking call on the event loop: {what}", 0.0)
+
+
+_reporting = threading.local()
+
+
+def _report(guard: Guard, what: str, seconds: float) -> None:
+    """``guard.report``, during which files it opens (a log) are not themselves reported."""
+    _reporting.active = True
+    try:
+        guard.report(what, seconds)
+    finally:
+        _reporting.active = False
+
+
+#: the service's own code: a file opened on a loop's thread with one of these on the stack is reported
+_SERVICE_CODE = tuple(str(Path(__file__).resolve().parents[2] / package) + "/" for package in ("devicectl", "drivers"))
+_audit_hooked = False
+
+
+def _on_audit(event: str, args: tuple[Any, ...]) -> None:
+    """Python's audit hook: a file opened on a loop's thread by the service's code (not by a test's)."""
+    if event != "open" or not _guards or asyncio._get_running_loop() is None or getattr(_reporting, "active", False):
+        return
+    frame = sys._getframe(1)
+    while frame is not None and (not frame.f_code.co_filename.startswith(_SERVICE_CODE)
+                                 or frame.f_code.co_filename == __file__):  # every callback runs under _timed_run
+        frame = frame.f_back
+    if frame is not None:
+        blocking(f"open {args[0]} ({Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name})")
 
 
 def _sample() -> None:
@@ -173,6 +203,10 @@ def install(threshold_s: float, report: Report, thread: int | None = None) -> Gu
         asyncio.events.Handle._run = _timed_run  # type: ignore[method-assign]
         if _on_gc not in gc.callbacks:
             gc.callbacks.append(_on_gc)
+        global _audit_hooked
+        if not _audit_hooked:  # an audit hook cannot be removed: it does nothing while no guard is installed
+            sys.addaudithook(_on_audit)
+            _audit_hooked = True
         if _sampler is None or not _sampler.is_alive():
             _sampler = threading.Thread(target=_sample, name="loopguard-sampler", daemon=True)
             _sampler.start()
