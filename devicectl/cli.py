@@ -7,7 +7,7 @@ import signal
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
@@ -206,6 +206,10 @@ def _reference(serial: str | None, due: datetime | None, certificate: str | None
 SERVICE_OPTION = typer.Option(None, "--service", help="URL of the running service: calibrate through it (service mode).")
 CONFIG_OPTION = typer.Option(None, "--config", exists=True, dir_okay=False,
                              help="The service's configuration: calibrate through the service it describes.")
+USER_OPTION = typer.Option(..., help="Technician's user name.")
+PIN_OPTION = typer.Option(..., prompt=True, hide_input=True, envvar="DEVICECTL_PIN", help="Technician's PIN.")
+DATA_DIR_OPTION = typer.Option(Path("data"), help="The service's data folder (records and certificates).")
+VALID_DAYS_OPTION = typer.Option(180, min=1, max=730, help="Days the calibration stays valid.")
 
 
 @calibrate_app.command("laser")
@@ -215,32 +219,21 @@ def calibrate_laser_cmd(
     service: str | None = SERVICE_OPTION,
     config: Path | None = CONFIG_OPTION,
     device: str = typer.Option("laser", help="The device's name in the service."),
-    user: str = typer.Option(..., help="Technician's user name."),
-    pin: str = typer.Option(..., prompt=True, hide_input=True, envvar="DEVICECTL_PIN", help="Technician's PIN."),
-    data_dir: Path = typer.Option(Path("data"), help="The service's data folder (records and certificates)."),
+    user: str = USER_OPTION,
+    pin: str = PIN_OPTION,
+    data_dir: Path = DATA_DIR_OPTION,
     setpoints: str = typer.Option("200,500,800", help="Energy setpoints in mJ."),
     pulses: int = typer.Option(10, min=2, max=100, help="Pulses per setpoint."),
     rate: float = typer.Option(5.0, min=0.5, max=10.0, help="Pulse rate in Hz."),
-    valid_days: int = typer.Option(180, min=1, max=730, help="Days the calibration stays valid."),
+    valid_days: int = VALID_DAYS_OPTION,
     reference_serial: str | None = REFERENCE_SERIAL,
     reference_due: datetime | None = REFERENCE_DUE,
     reference_certificate: str | None = REFERENCE_CERTIFICATE,
 ) -> None:
     """Laser in SERVICE mode, EM-1 in the beam: emitted-energy gain and monitor error."""
-    url = _service_url(service, config)
-    if url is not None:
-        from devicectl.calibration.remote import run_remote_calibration
-
-        raise typer.Exit(run_remote_calibration(url, device, user, pin, {
-            "setpoints": _int_list(setpoints, "setpoint"), "pulses": pulses, "rate": rate}))
-    if not port or not meter:
-        raise typer.BadParameter("give --service URL (or --config) to calibrate through the running service, "
-                                 "or --port and --meter for a bench without a service")
-    from devicectl.calibration.standalone import run_calibration
-
-    raise typer.Exit(run_calibration("laser", port, meter, user, pin, data_dir, valid_days,
-                                     _reference(reference_serial, reference_due, reference_certificate),
-                                     setpoints=_int_list(setpoints, "setpoint"), pulses=pulses, rate=rate))
+    _calibrate("laser", port, ("meter", meter), _service_url(service, config), device, user, pin, data_dir, valid_days,
+               _reference(reference_serial, reference_due, reference_certificate),
+               {"setpoints": _int_list(setpoints, "setpoint"), "pulses": pulses, "rate": rate})
 
 
 @calibrate_app.command("cryo")
@@ -251,31 +244,37 @@ def calibrate_cryo_cmd(
     service: str | None = SERVICE_OPTION,
     config: Path | None = CONFIG_OPTION,
     device: str = typer.Option("cryo", help="The device's name in the service."),
-    user: str = typer.Option(..., help="Technician's user name."),
-    pin: str = typer.Option(..., prompt=True, hide_input=True, envvar="DEVICECTL_PIN", help="Technician's PIN."),
-    data_dir: Path = typer.Option(Path("data"), help="The service's data folder (records and certificates)."),
+    user: str = USER_OPTION,
+    pin: str = PIN_OPTION,
+    data_dir: Path = DATA_DIR_OPTION,
     targets: str = typer.Option("-30,-50", help="Target temperatures in degC."),
     freeze: float = typer.Option(6.0, min=2.0, max=30.0, help="Freeze time per target in s."),
-    valid_days: int = typer.Option(180, min=1, max=730, help="Days the calibration stays valid."),
+    valid_days: int = VALID_DAYS_OPTION,
     reference_serial: str | None = REFERENCE_SERIAL,
     reference_due: datetime | None = REFERENCE_DUE,
     reference_certificate: str | None = REFERENCE_CERTIFICATE,
 ) -> None:
     """RT-1 clamped on the tip: the tip sensor's offset."""
-    url = _service_url(service, config)
+    _calibrate("cryo", port, ("thermometer", thermometer), _service_url(service, config), device, user, pin, data_dir,
+               valid_days, _reference(reference_serial, reference_due, reference_certificate),
+               {"targets": _int_list(targets, "target"), "freeze": freeze})
+
+
+def _calibrate(kind: str, port: str | None, instrument: tuple[str, str | None], url: str | None, device: str,
+               user: str, pin: str, data_dir: Path, valid_days: int, reference: dict[str, Any],
+               procedure: dict[str, Any]) -> NoReturn:
+    """Through the running service at ``url`` (service mode), else on a bench without a service."""
     if url is not None:
         from devicectl.calibration.remote import run_remote_calibration
 
-        raise typer.Exit(run_remote_calibration(url, device, user, pin, {
-            "targets": _int_list(targets, "target"), "freeze": freeze}))
-    if not port or not thermometer:
+        raise typer.Exit(run_remote_calibration(url, device, user, pin, procedure))
+    option, resource = instrument
+    if not port or not resource:
         raise typer.BadParameter("give --service URL (or --config) to calibrate through the running service, "
-                                 "or --port and --thermometer for a bench without a service")
+                                 f"or --port and --{option} for a bench without a service")
     from devicectl.calibration.standalone import run_calibration
 
-    raise typer.Exit(run_calibration("cryo", port, thermometer, user, pin, data_dir, valid_days,
-                                     _reference(reference_serial, reference_due, reference_certificate),
-                                     targets=_int_list(targets, "target"), freeze=freeze))
+    raise typer.Exit(run_calibration(kind, port, resource, user, pin, data_dir, valid_days, reference, **procedure))
 
 
 audit_app = typer.Typer(no_args_is_help=True, help="The audit log.")
