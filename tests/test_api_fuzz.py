@@ -43,7 +43,7 @@ def running_fuzz_system(root: Path) -> Iterator[System]:
     """The service on the simulated bench with both units, its three users, and sessions planned,
     active (laser) and planned (cryo); ``known`` names what exists, by path parameter."""
     bench = BenchProcess(root)
-    service = ServiceProcess(root, bench).start()
+    service = ServiceProcess(root, bench).start(users=True)
     try:
         admin, practitioner, technician = set_up_users(service, bench)
         planned = laser_session(practitioner)

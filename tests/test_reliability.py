@@ -30,7 +30,7 @@ def cryo_session(api: Api) -> int:
 
 def test_kill9_mid_freeze(tmp_path: Path) -> None:
     bench = BenchProcess(tmp_path)
-    service = ServiceProcess(tmp_path, bench).start()
+    service = ServiceProcess(tmp_path, bench).start(users=True)
     try:
         _, practitioner, _ = set_up_users(service, bench)
         sid = cryo_session(practitioner)
@@ -64,7 +64,7 @@ def test_kill9_mid_freeze(tmp_path: Path) -> None:
 
 def test_device_unplugged_and_replugged_mid_treatment(tmp_path: Path) -> None:
     bench = BenchProcess(tmp_path)
-    service = ServiceProcess(tmp_path, bench).start()
+    service = ServiceProcess(tmp_path, bench).start(users=True)
     try:
         _, practitioner, _ = set_up_users(service, bench)
         sid = laser_session(practitioner, budget=34)  # the whole budget of 2 cm2

@@ -162,7 +162,7 @@ def test_simulator_reboot_pauses_and_reprograms(system) -> None:  # type: ignore
 
 def test_kill9_device_safe_session_interrupted_audit_clean(tmp_path: Path) -> None:
     bench = BenchProcess(tmp_path)
-    service = ServiceProcess(tmp_path, bench).start()
+    service = ServiceProcess(tmp_path, bench).start(users=True)
     try:
         admin, practitioner, technician = set_up_users(service, bench)
         sid = laser_session(practitioner, budget=200, area_cm2=20.0)

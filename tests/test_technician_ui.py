@@ -20,7 +20,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disa
 @pytest.fixture
 def page(tmp_path: Path) -> Iterator[tuple[Page, BenchProcess, ServiceProcess]]:
     bench = BenchProcess(tmp_path)
-    service = ServiceProcess(tmp_path, bench).start()
+    service = ServiceProcess(tmp_path, bench).start(users=True)
     set_up_users(service, bench)
     with sync_playwright() as p:
         browser: Browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)

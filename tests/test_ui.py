@@ -40,7 +40,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
 @pytest.fixture
 def system(tmp_path: Path) -> Iterator[tuple[BenchProcess, ServiceProcess]]:
     bench = BenchProcess(tmp_path)
-    service = ServiceProcess(tmp_path, bench).start()
+    service = ServiceProcess(tmp_path, bench).start(users=True)
     set_up_users(service, bench)
     try:
         yield bench, service
