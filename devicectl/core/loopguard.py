@@ -9,8 +9,9 @@ milliseconds the thread waits for a CPU or for the GIL while another thread hold
 preempted, which is the host's load, not the callback. Waiting for the disk on the loop is caught
 exactly instead: any statement of the store run on a loop's thread is reported as it happens
 (``blocking``), however fast, and so is any file the service's code opens there (Python's audit
-event ``open``, imports included: a module first imported on the loop is read from disk there). asyncio's debug mode (``slow_callback_duration``) times callbacks by
-wall time and also slows every call down.
+event ``open``, imports included: a module first imported on the loop is read from disk there).
+asyncio's debug mode (``slow_callback_duration``) times callbacks by wall time and also slows
+every call down.
 
 The test suite runs the service's loop under it with a 5 ms threshold (tests/conftest.py for
 in-process tests, ``slow_callback_ms`` / ``DEVICECTL_SLOW_CALLBACK_MS`` for ``devicectl serve``
