@@ -189,7 +189,7 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     from devicectl.core import heap, loopguard
     from devicectl.core.config import DeviceConfig, MqttConfig, load_settings
     from devicectl.core.loopguard import SWITCH_INTERVAL_S
-    from devicectl.core.loops import LoopThread, call_on, put_behind, run_realtime
+    from devicectl.core.loops import LoopThread, behind_executor, call_on, put_behind, run_realtime
     from devicectl.core.service import Service
     from devicectl.mqtt import broker
     from devicectl.web.api import create_app
@@ -227,6 +227,7 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=http_port, log_level="warning", lifespan="off"))
     server.config.load()
     devices, edge = LoopThread("service").start(), LoopThread("edge").start()
+    devices.loop.set_default_executor(behind_executor())  # as devicectl serve does (H26)
     await devices.run(service.start(edge.loop))
     heap.settle()  # as devicectl serve does once started (H26)
     if BEHIND:  # --others-at-nice-0: without it
