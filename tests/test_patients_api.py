@@ -9,10 +9,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess, measured_calibration
-
-ADMIN_PIN = "604938"
-PRACTITIONER_PIN = "471920"
+from tests.service_harness import ALL_CHECKED, Api, BenchProcess, ServiceProcess, set_up_users
 
 System = tuple[BenchProcess, ServiceProcess, Api, Api]
 
@@ -20,32 +17,13 @@ System = tuple[BenchProcess, ServiceProcess, Api, Api]
 @pytest.fixture
 def system(tmp_path: Path) -> Iterator[System]:
     bench = BenchProcess(tmp_path)
-    service = ServiceProcess(tmp_path, bench).start()
-    admin, practitioner = clinic_users(service, bench)
+    service = ServiceProcess(tmp_path, bench).start(users=True)
+    admin, practitioner, _ = set_up_users(service, bench)
     try:
         yield bench, service, admin, practitioner
     finally:
         service.stop()
         bench.stop()
-
-
-def new_user(service: ServiceProcess, admin: Api, name: str, role: str, pin: str) -> Api:
-    """A user created by the admin with a first PIN, logged in once to choose their own ``pin``."""
-    admin.call("POST", "/api/users", 201, json={"name": name, "role": role, "pin": "582913"})
-    Api(service.url, name, "582913").call("POST", "/api/me/pin", json={"old_pin": "582913", "new_pin": pin})
-    return Api(service.url, name, pin)
-
-
-def clinic_users(service: ServiceProcess, bench: BenchProcess) -> tuple[Api, Api]:
-    """The admin (own PIN chosen), a practitioner, both devices calibrated."""
-    assert service.first_pin
-    Api(service.url, "admin", service.first_pin).call("POST", "/api/me/pin", json={"old_pin": service.first_pin, "new_pin": ADMIN_PIN})
-    admin = Api(service.url, "admin", ADMIN_PIN)
-    practitioner = new_user(service, admin, "pat", "practitioner", PRACTITIONER_PIN)
-    technician = new_user(service, admin, "tech", "technician", "385027")
-    for kind in ("laser", "cryo"):
-        technician.call("POST", "/api/calibrations/measured", 201, json=measured_calibration(kind, bench.addresses[f"{kind}_serial"]))
-    return admin, practitioner
 
 
 def treated(api: Api, patient: str, site: str, **request: object) -> int:

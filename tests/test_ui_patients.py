@@ -1,6 +1,6 @@
 """User admin, PIN entry, the body-site picker and a patient's history on the touchscreen (#18), in
 Debian's Chromium. Fixtures and helpers are those of ``tests/test_ui.py``; the users of
-``tests/test_patients_api.py`` (whatever the PIN rules, each chooses their own PIN)."""
+``tests/service_harness.py``."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.service_harness import Api, BenchProcess, ServiceProcess
-from tests.test_patients_api import ADMIN_PIN, PRACTITIONER_PIN, clinic_users, treated
+from tests.service_harness import ADMIN_PIN, PAT_PIN, Api, BenchProcess, ServiceProcess, set_up_users
+from tests.test_patients_api import treated
 from tests.test_ui import CHROMIUM, assert_touch_targets, browser, checked_context, checklist, shot  # noqa: F401 (fixtures)
 from tests.test_ui_clinic import touch_targets
 
@@ -24,8 +24,8 @@ System = tuple[BenchProcess, ServiceProcess, Api, Api]
 @pytest.fixture
 def system(tmp_path: Path) -> Iterator[System]:
     bench = BenchProcess(tmp_path)
-    service = ServiceProcess(tmp_path, bench).start()
-    admin, practitioner = clinic_users(service, bench)
+    service = ServiceProcess(tmp_path, bench).start(users=True)
+    admin, practitioner, _ = set_up_users(service, bench)
     try:
         yield bench, service, admin, practitioner
     finally:
@@ -140,7 +140,7 @@ def test_a_returning_patients_history_and_a_new_plan_from_the_last_settings(page
     first = treated(pat, patient, "Left forearm", skin_type=3)
     pat.call("POST", f"/api/sessions/{first}/edit", 409, json={"energy_mj": 300})  # ended: never edited
     treated(pat, patient, "right forearm", skin_type=3)
-    log_in(page, "pat", PRACTITIONER_PIN)
+    log_in(page, "pat", PAT_PIN)
     page.click("#patients")
     type_on_screen(page, "patient-q", patient[2:6])
     page.click(f"[data-patient='{patient}']")
@@ -177,7 +177,7 @@ def test_a_returning_patients_history_and_a_new_plan_from_the_last_settings(page
 
 def test_the_site_picker_writes_a_structured_site(page: Page, system: System) -> None:
     bench, service, admin, pat = system
-    log_in(page, "pat", PRACTITIONER_PIN)
+    log_in(page, "pat", PAT_PIN)
     page.click("#new")
     page.click("#newpatient")
     expect(page.locator("#patient")).to_have_value(re.compile(r"^P-"))
@@ -211,8 +211,8 @@ CLINIC = '[clinic]\nname = "Lakeside Skin Clinic"\ncontact = "+41 44 555 01 02"\
 @pytest.fixture
 def clinic_page(browser: Browser, tmp_path: Path) -> Iterator[tuple[Page, Api]]:  # noqa: F811
     bench = BenchProcess(tmp_path)
-    service = ServiceProcess(tmp_path, bench, extra_config=CLINIC).start()
-    admin, practitioner = clinic_users(service, bench)
+    service = ServiceProcess(tmp_path, bench, extra_config=CLINIC).start(users=True)
+    admin, practitioner, _ = set_up_users(service, bench)
     context = checked_context(browser, has_touch=True)
     page = context.new_page()
     page.set_default_timeout(10000)
@@ -228,7 +228,7 @@ def clinic_page(browser: Browser, tmp_path: Path) -> Iterator[tuple[Page, Api]]:
 
 def test_the_aftercare_sheet_names_the_clinic_in_its_locale_and_prints_plainly(clinic_page: tuple[Page, Api]) -> None:
     page, pat = clinic_page
-    log_in(page, "pat", PRACTITIONER_PIN)
+    log_in(page, "pat", PAT_PIN)
     page.click("#new")
     page.click("#newpatient")
     expect(page.locator("#patient")).to_have_value(re.compile(r"^P-"))
