@@ -238,3 +238,20 @@ def test_a_process_that_makes_a_new_database_leaves_nothing_in_the_temporary_dir
     subprocess.run([sys.executable, "-c", code, str(path)], check=True, env={"TMPDIR": str(temporary), "PATH": ""})
     assert list(temporary.iterdir()) == []
     assert migrations.version(path) == migrations.version(path.with_name("second.sqlite3")) == migrations.HEAD
+
+
+def test_a_first_start_stopped_while_writing_the_new_database_leaves_none_behind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next start makes it anew (a half-written file would be refused as corrupt at every start)."""
+    path = tmp_path / "devicectl.sqlite3"
+
+    def lost(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(migrations.os, "fsync", lost)
+    with pytest.raises(OSError, match="Input/output"):
+        migrations.migrate(path)
+    assert not path.exists()
+    monkeypatch.undo()
+    Store(path).close()
+    assert migrations.version(path) == migrations.HEAD
