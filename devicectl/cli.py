@@ -291,14 +291,25 @@ def audit_verify(data_dir: Path = typer.Option(Path("data"), help="Folder of the
     and its signed checkpoints (a cut tail, a missing checkpoint)."""
     import sqlite3
 
-    from devicectl.core.audit import default_checkpoint_file, default_key_file, load_key, verify
+    from devicectl.core.audit import (
+        AuditKeyError,
+        default_checkpoint_file,
+        default_key_file,
+        load_key,
+        verify,
+    )
 
     path = data_dir / "devicectl.sqlite3"
     if not path.exists():
         typer.echo(f"no database at {path}", err=True)
         raise typer.Exit(2)
+    try:
+        key = load_key(key_file or default_key_file(data_dir))
+    except AuditKeyError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    result = verify(conn, load_key(key_file or default_key_file(data_dir)), checkpoints or default_checkpoint_file(data_dir))
+    result = verify(conn, key, checkpoints or default_checkpoint_file(data_dir))
     conn.close()
     if result.ok:
         typer.echo(f"audit log intact: {result.entries} entries")

@@ -19,6 +19,7 @@ from typing import Any
 import uvicorn
 
 from devicectl.core import heap, loopguard
+from devicectl.core.audit import AuditKeyError
 from devicectl.core.config import DeviceConfig, MqttConfig, Settings
 from devicectl.core.loops import LoopThread, behind_executor, put_behind, run_realtime
 from devicectl.core.procs import PortTaken, die_with_parent, require_free_port
@@ -152,6 +153,9 @@ def run_service(settings: Settings, simulate: bool) -> int:
             mosquitto, settings, note = start_local_broker(settings)
             addresses["mqtt_note"] = note
         return asyncio.run(_serve(settings, addresses))
+    except AuditKeyError as exc:  # before any device is started
+        print(f"devicectl: {exc}", file=sys.stderr, flush=True)
+        return 2
     except KeyboardInterrupt:  # uvicorn shut down gracefully, then re-raised Ctrl-C: a normal stop
         return 0
     finally:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from devicectl.core.audit import default_checkpoint_file, default_key_file
@@ -146,3 +147,45 @@ def test_a_database_from_before_keeps_verifying_by_the_old_rule_up_to_the_first_
     conn.close()
     result = audit_verify(data)
     assert result.returncode == 1 and "entry 2" in result.stderr and "changed" in result.stderr
+
+
+def test_a_damaged_key_is_refused_everywhere_and_never_replaced(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """An empty or cut key would verify (and sign) with a weaker key, and a new key would leave the
+    entries it signed unverifiable: the service, `audit verify` and a standalone calibration refuse it."""
+    from devicectl.calibration.standalone import run_calibration
+
+    data = tmp_path / "data"
+    run_service(data, logins=2)
+    key = default_key_file(data)
+    good = key.read_text()
+    for damaged in ("", good[:40] + "\n" + good.split("\n", 1)[1], "not a key\nkeyed_from 1\n"):
+        key.write_text(damaged)
+        result = audit_verify(data)
+        assert result.returncode == 2 and f"the audit key file {key} is damaged" in result.stderr, result
+        served = subprocess.run([sys.executable, "-m", "devicectl.cli", "serve", "--data-dir", str(data), "--port", "0"],
+                                capture_output=True, text=True, timeout=60)
+        assert served.returncode == 2 and "is damaged" in served.stderr and "restore it" in served.stderr, served
+        assert run_calibration("laser", "/dev/null", "TCPIP::em1::INSTR", "tech", "3916", data, 180) == 2
+        assert "is damaged" in " ".join(capsys.readouterr().out.split())
+        assert key.read_text() == damaged  # left as found, for the clinic to restore
+    key.write_text(good)
+    assert audit_verify(data).returncode == 0
+
+
+def test_a_start_stopped_while_making_the_key_leaves_none_behind(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from devicectl.core import audit
+
+    key = tmp_path / "data-audit.key"
+
+    def lost(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(audit.os, "fsync", lost)
+    with pytest.raises(OSError, match="Input/output"):
+        audit.load_key(key, create=True)
+    assert list(tmp_path.iterdir()) == []  # no empty key that a later start would take as the key
+    monkeypatch.undo()
+    made = audit.load_key(key, create=True, next_id=lambda: 7)
+    assert made is not None and len(made.secret) == audit.KEY_BYTES and made.keyed_from == 7
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and [p.name for p in tmp_path.iterdir()] == [key.name]
+    assert audit.load_key(key, create=True) == made  # made once

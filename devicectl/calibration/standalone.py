@@ -15,7 +15,7 @@ from devicectl.calibration.bench_errors import explain_device, open_instrument
 from devicectl.calibration.certificate import write_certificate
 from devicectl.calibration.procedures import Result, calibrate_cryo, calibrate_laser
 from devicectl.calibration.records import expiry, record_calibration
-from devicectl.core.audit import AuditLog, default_checkpoint_file, default_key_file, load_key
+from devicectl.core.audit import AuditKeyError, AuditLog, default_checkpoint_file, default_key_file, load_key
 from devicectl.core.auth import Accounts, AuthError
 from devicectl.core.store import Store
 from drivers import CryoDriver, LaserDriver
@@ -28,9 +28,14 @@ def run_calibration(kind: str, port: str, instrument: str, user: str, pin: str, 
                     reference: dict[str, Any] | None = None, **options: Any) -> int:
     """``reference``: the instrument's serial, own calibration due date and certificate number, as the
     service's [instruments.ROLE] gives them (checked against the instrument, printed on the certificate)."""
+    try:
+        key = load_key(default_key_file(data_dir))
+    except AuditKeyError as exc:
+        console.print(f"[red]refused:[/red] {exc}")
+        return 2
     store = Store(data_dir / "devicectl.sqlite3")
     # the service's key and checkpoints: its entries belong to the same keyed chain
-    audit = AuditLog(store, load_key(default_key_file(data_dir)), default_checkpoint_file(data_dir))
+    audit = AuditLog(store, key, default_checkpoint_file(data_dir))
     accounts = Accounts(store, audit)
     try:
         _, technician = asyncio.run(accounts.login(user, pin))

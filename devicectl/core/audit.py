@@ -24,6 +24,7 @@ for an entry a failed group rolled back).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -77,28 +78,53 @@ class AuditKey:
     keyed_from: int
 
 
+class AuditKeyError(ValueError):
+    """The audit key's file is there but holds no key (damaged, cut short): never replaced or read as
+    a weaker key, since the entries it signed could then no longer be verified."""
+
+
+#: an audit key's length (HMAC-SHA-256)
+KEY_BYTES = 32
+
+
 def load_key(path: Path, create: bool = False, next_id: Callable[[], int] = lambda: 1) -> AuditKey | None:
     """The audit key in ``path``; made there (0600) when ``create`` and missing, noting the id of the
     next entry (``next_id()``: the first one keyed; a database from before keeps its older entries
-    under the old rule). The file is kept owner-only (its mode is put back to 0600 when found wider)."""
+    under the old rule). The file is kept owner-only (its mode is put back to 0600 when found wider).
+    A file that holds no key raises ``AuditKeyError``."""
     if create and not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as out:
-                out.write(f"{secrets.token_hex(32)}\nkeyed_from {next_id()}\n")
-                out.flush()
-                os.fsync(out.fileno())
+        _create_key(path, f"{secrets.token_hex(KEY_BYTES)}\nkeyed_from {next_id()}\n")
     if not path.exists():
         return None
     if path.stat().st_mode & 0o077:
         os.chmod(path, 0o600)
     lines = path.read_text().split("\n")
-    keyed_from = int(lines[1].split()[1]) if len(lines) > 1 and lines[1].startswith("keyed_from") else 1
-    return AuditKey(bytes.fromhex(lines[0].strip()), keyed_from)
+    try:
+        secret = bytes.fromhex(lines[0].strip())
+        keyed_from = int(lines[1].split()[1]) if len(lines) > 1 and lines[1].startswith("keyed_from") else 1
+    except (ValueError, IndexError):
+        secret, keyed_from = b"", 0
+    if len(secret) != KEY_BYTES or keyed_from < 1:
+        raise AuditKeyError(f"the audit key file {path} is damaged (it holds no {KEY_BYTES}-byte key): restore it "
+                            "from the clinic's backup; a new key would leave the entries it signed unverifiable")
+    return AuditKey(secret, keyed_from)
+
+
+def _create_key(path: Path, text: str) -> None:
+    """``text`` at ``path`` whole or not at all (a start stopped while writing leaves no empty key),
+    and only if no key is there yet."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".new")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another process: that one is the key
+            os.link(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _signature(key: bytes, checkpoint: dict[str, Any]) -> str:
