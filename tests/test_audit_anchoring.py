@@ -173,14 +173,14 @@ def test_a_damaged_key_is_refused_everywhere_and_never_replaced(tmp_path: Path, 
 
 
 def test_a_start_stopped_while_making_the_key_leaves_none_behind(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from devicectl.core import audit
+    from devicectl.core import audit, whole_files
 
     key = tmp_path / "data-audit.key"
 
     def lost(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(audit.os, "fsync", lost)
+    monkeypatch.setattr(whole_files.os, "fsync", lost)
     with pytest.raises(OSError, match="Input/output"):
         audit.load_key(key, create=True)
     assert list(tmp_path.iterdir()) == []  # no empty key that a later start would take as the key

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from devicectl.core import migrations
+from devicectl.core import migrations, whole_files
 from devicectl.core.audit import AuditLog, verify
 from devicectl.core.store import Store
 
@@ -248,7 +248,7 @@ def test_a_first_start_stopped_while_writing_the_new_database_leaves_none_behind
     def lost(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(migrations.os, "fsync", lost)
+    monkeypatch.setattr(whole_files.os, "fsync", lost)
     with pytest.raises(OSError, match="Input/output"):
         migrations.migrate(path)
     assert not path.exists()

@@ -24,7 +24,6 @@ for an entry a failed group rolled back).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from devicectl.core.store import Store
+from devicectl.core.whole_files import write_whole
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,9 @@ def load_key(path: Path, create: bool = False, next_id: Callable[[], int] = lamb
     under the old rule). The file is kept owner-only (its mode is put back to 0600 when found wider).
     A file that holds no key raises ``AuditKeyError``."""
     if create and not path.exists():
-        _create_key(path, f"{secrets.token_hex(KEY_BYTES)}\nkeyed_from {next_id()}\n")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # whole or not at all (no empty key after a stopped start), and only if no other process made it meanwhile
+        write_whole(path, f"{secrets.token_hex(KEY_BYTES)}\nkeyed_from {next_id()}\n".encode(), mode=0o600, replace=False)
     if not path.exists():
         return None
     if path.stat().st_mode & 0o077:
@@ -108,23 +110,6 @@ def load_key(path: Path, create: bool = False, next_id: Callable[[], int] = lamb
         raise AuditKeyError(f"the audit key file {path} is damaged (it holds no {KEY_BYTES}-byte key): restore it "
                             "from the clinic's backup; a new key would leave the entries it signed unverifiable")
     return AuditKey(secret, keyed_from)
-
-
-def _create_key(path: Path, text: str) -> None:
-    """``text`` at ``path`` whole or not at all (a start stopped while writing leaves no empty key),
-    and only if no key is there yet."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".new")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        with contextlib.suppress(FileExistsError):  # made meanwhile by another process: that one is the key
-            os.link(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def _signature(key: bytes, checkpoint: dict[str, Any]) -> str:

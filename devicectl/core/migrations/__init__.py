@@ -12,11 +12,12 @@ previous one, and ``HEAD`` below moved to it (tests/test_migrations.py checks th
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import tempfile
 import threading
 from pathlib import Path
+
+from devicectl.core.whole_files import write_whole
 
 #: the newest schema version
 HEAD = "0007"
@@ -50,7 +51,7 @@ def migrate(path: Path, target: str = "head") -> None:
     if target == "head" and path.exists() and version(path) == HEAD and _versioned(path):
         return
     if target == "head" and not path.exists():  # a new database: a copy of an empty one at HEAD
-        _write_whole(path, _empty_at_head())
+        write_whole(path, _empty_at_head())  # a first start stopped while writing leaves no half database
         return
     _upgrade(path, target)
 
@@ -93,17 +94,6 @@ def _empty_at_head() -> bytes:
                 conn.close()
                 _EMPTY = empty.read_bytes()
         return _EMPTY
-
-
-def _write_whole(path: Path, data: bytes) -> None:
-    """``data`` at ``path`` whole or not at all: a first start stopped while writing (killed, power lost)
-    leaves no half database that every later start would refuse as corrupt."""
-    partial = path.with_name(path.name + ".new")
-    with partial.open("wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(partial, path)
 
 
 def _versioned(path: Path) -> bool:
