@@ -157,9 +157,9 @@ def test_a_damaged_key_is_refused_everywhere_and_never_replaced(tmp_path: Path, 
     data = tmp_path / "data"
     run_service(data, logins=2)
     key = default_key_file(data)
-    good = key.read_text()
-    for damaged in ("", good[:40] + "\n" + good.split("\n", 1)[1], "not a key\nkeyed_from 1\n"):
-        key.write_text(damaged)
+    good = key.read_bytes()
+    for damaged in (b"", good[:40] + b"\n" + good.split(b"\n", 1)[1], b"not a key\nkeyed_from 1\n", b"\xff\xfe\x00"):
+        key.write_bytes(damaged)
         result = audit_verify(data)
         assert result.returncode == 2 and f"the audit key file {key} is damaged" in result.stderr, result
         served = subprocess.run([sys.executable, "-m", "devicectl.cli", "serve", "--data-dir", str(data), "--port", "0"],
@@ -167,8 +167,8 @@ def test_a_damaged_key_is_refused_everywhere_and_never_replaced(tmp_path: Path, 
         assert served.returncode == 2 and "is damaged" in served.stderr and "restore it" in served.stderr, served
         assert run_calibration("laser", "/dev/null", "TCPIP::em1::INSTR", "tech", "3916", data, 180) == 2
         assert "is damaged" in " ".join(capsys.readouterr().out.split())
-        assert key.read_text() == damaged  # left as found, for the clinic to restore
-    key.write_text(good)
+        assert key.read_bytes() == damaged  # left as found, for the clinic to restore
+    key.write_bytes(good)
     assert audit_verify(data).returncode == 0
 
 

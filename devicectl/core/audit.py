@@ -100,8 +100,8 @@ def load_key(path: Path, create: bool = False, next_id: Callable[[], int] = lamb
         return None
     if path.stat().st_mode & 0o077:
         os.chmod(path, 0o600)
-    lines = path.read_text().split("\n")
     try:
+        lines = path.read_text().split("\n")
         secret = bytes.fromhex(lines[0].strip())
         keyed_from = int(lines[1].split()[1]) if len(lines) > 1 and lines[1].startswith("keyed_from") else 1
     except (ValueError, IndexError):
