@@ -124,8 +124,13 @@ def put_behind(devices_thread: int | None) -> None:
     (where thread priorities are not supported, nothing changes)."""
     for thread in _native_threads():
         if thread != devices_thread:
-            with contextlib.suppress(OSError, AttributeError):
-                os.setpriority(os.PRIO_PROCESS, thread, BEHIND_NICE)
+            _behind(thread)
+
+
+def _behind(thread: int) -> None:
+    """One thread (a native id) BEHIND_NICE steps behind (where thread priorities are not supported: as it is)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, thread, BEHIND_NICE)
 
 
 def _native_threads() -> list[int]:
@@ -146,8 +151,7 @@ def behind_executor() -> concurrent.futures.ThreadPoolExecutor:
 
 
 def _behind_self() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BEHIND_NICE)
+    _behind(threading.get_native_id())
 
 
 def run_realtime(priority: int) -> str | None:
