@@ -1,6 +1,6 @@
 """User admin, PIN entry, the body-site picker and a patient's history on the touchscreen (#18), in
-Debian's Chromium. Fixtures and helpers are those of ``tests/test_ui.py``; the users of
-``tests/service_harness.py``."""
+Debian's Chromium. Fixtures and helpers are those of ``tests/test_ui.py``; the system (the users of
+``tests/service_harness.py``) that of ``tests/test_patients_api.py``."""
 
 from __future__ import annotations
 
@@ -13,24 +13,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.service_harness import ADMIN_PIN, PAT_PIN, Api, BenchProcess, ServiceProcess, set_up_users
-from tests.test_patients_api import treated
+from tests.test_patients_api import System, system, treated  # noqa: F401 (fixtures)
 from tests.test_ui import CHROMIUM, assert_touch_targets, browser, checked_context, checklist, shot  # noqa: F401 (fixtures)
 from tests.test_ui_clinic import touch_targets
-
-
-System = tuple[BenchProcess, ServiceProcess, Api, Api]
-
-
-@pytest.fixture
-def system(tmp_path: Path) -> Iterator[System]:
-    bench = BenchProcess(tmp_path)
-    service = ServiceProcess(tmp_path, bench).start(users=True)
-    admin, practitioner, _ = set_up_users(service, bench)
-    try:
-        yield bench, service, admin, practitioner
-    finally:
-        service.stop()
-        bench.stop()
 
 
 @pytest.fixture
@@ -66,7 +51,7 @@ def log_in(page: Page, user: str, pin: str) -> None:
     expect(page.locator("#conn")).to_have_text("live")
 
 
-def test_an_admin_creates_resets_and_deactivates_users_on_the_touchscreen(page: Page, system: System) -> None:
+def test_an_admin_creates_resets_and_deactivates_users_on_the_touchscreen(page: Page, system: System) -> None:  # noqa: F811
     bench, service, admin, practitioner = system
     log_in(page, "admin", ADMIN_PIN)
     touch_targets(page)
@@ -109,7 +94,7 @@ def test_an_admin_creates_resets_and_deactivates_users_on_the_touchscreen(page: 
     assert {"user.created", "user.pin_reset", "user.deactivated"} <= set(actions)
 
 
-def test_a_new_user_chooses_their_pin_with_the_keypad_and_a_confirmation(page: Page, system: System) -> None:
+def test_a_new_user_chooses_their_pin_with_the_keypad_and_a_confirmation(page: Page, system: System) -> None:  # noqa: F811
     bench, service, admin, practitioner = system
     admin.call("POST", "/api/users", 201, json={"name": "lee", "role": "practitioner", "pin": "582913"})
     admin.call("POST", "/api/users/lee/pin", json={"pin": "582913"})  # one-time, whatever the rules of creation
@@ -134,7 +119,7 @@ def test_a_new_user_chooses_their_pin_with_the_keypad_and_a_confirmation(page: P
     expect(page.locator("#message")).to_contain_text("The two PINs differ")
 
 
-def test_a_returning_patients_history_and_a_new_plan_from_the_last_settings(page: Page, system: System) -> None:
+def test_a_returning_patients_history_and_a_new_plan_from_the_last_settings(page: Page, system: System) -> None:  # noqa: F811
     bench, service, admin, pat = system
     patient = pat.call("POST", "/api/patients", 201)["patient_id"]
     first = treated(pat, patient, "Left forearm", skin_type=3)
@@ -175,7 +160,7 @@ def test_a_returning_patients_history_and_a_new_plan_from_the_last_settings(page
     expect(page.locator("#openitems")).to_contain_text(f"the last session on this site was {date.today().isoformat()}")
 
 
-def test_the_site_picker_writes_a_structured_site(page: Page, system: System) -> None:
+def test_the_site_picker_writes_a_structured_site(page: Page, system: System) -> None:  # noqa: F811
     bench, service, admin, pat = system
     log_in(page, "pat", PAT_PIN)
     page.click("#new")
