@@ -227,10 +227,11 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=http_port, log_level="warning", lifespan="off"))
     server.config.load()
     devices, edge = LoopThread("service").start(), LoopThread("edge").start()
-    devices.loop.set_default_executor(behind_executor())  # as devicectl serve does (H26)
+    if BEHIND:  # --others-at-nice-0: without it; the workers the service loop starts later too, as devicectl serve does
+        devices.loop.set_default_executor(behind_executor())
     await devices.run(service.start(edge.loop))
     heap.settle()  # as devicectl serve does once started (H26)
-    if BEHIND:  # --others-at-nice-0: without it
+    if BEHIND:
         put_behind(devices.native_id)  # as devicectl serve does
     if REALTIME is not None:  # --realtime: what the administrator can grant the service thread (realtime_priority)
         refused = await call_on(devices.loop, run_realtime, REALTIME)
