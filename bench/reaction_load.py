@@ -6,7 +6,7 @@ executed. Run twice in one go: normal storage, then every commit of the store de
 
 Goal: p99 <= 1 ms in both (2 ms at the very most), and the slow-storage p99 <= 1.2 x the normal one.
 
-    .venv/bin/python bench/reaction_load.py [--trials 100] [--units 8] [--delay-ms 40] [--shared-cpus] [--realtime 10] [--others-at-nice-0]
+    .venv/bin/python bench/reaction_load.py [--trials 100] [--units 8] [--delay-ms 40] [--shared-cpus] [--realtime 10]
 
 CPUs: the lasers are units with processors of their own, so by default they have the last CPU and
 the service (with its MQTT broker) the others; the screens are other machines, so their process
@@ -45,7 +45,6 @@ HERE = Path(__file__).resolve()
 #: CPUs of the service and of the lasers; None: shared by everything (--shared-cpus)
 CPUS: tuple[set[int], set[int]] | None = None
 REALTIME: int | None = None  #: --realtime: the service loop's thread at this SCHED_FIFO priority
-BEHIND = True  #: the service's other threads 10 nice steps behind its loop's, as devicectl serve runs them
 LOCKOUTS: list[str] = []  # lock-outs met while re-arming (acknowledged, counted in the output)
 ALL_CHECKED = {"identity_confirmed": True, "consent_signed": True, "eye_protection_all": True,
                "no_sun_last_4_weeks": True, "benign_assessed": True}
@@ -189,7 +188,7 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     from devicectl.core import heap, loopguard
     from devicectl.core.config import DeviceConfig, MqttConfig, load_settings
     from devicectl.core.loopguard import SWITCH_INTERVAL_S
-    from devicectl.core.loops import LoopThread, behind_executor, call_on, put_behind, run_realtime
+    from devicectl.core.loops import LoopThread, call_on, run_realtime
     from devicectl.core.service import Service
     from devicectl.mqtt import broker
     from devicectl.web.api import create_app
@@ -227,12 +226,8 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=http_port, log_level="warning", lifespan="off"))
     server.config.load()
     devices, edge = LoopThread("service").start(), LoopThread("edge").start()
-    if BEHIND:  # --others-at-nice-0: without it; the workers the service loop starts later too, as devicectl serve does
-        devices.loop.set_default_executor(behind_executor())
     await devices.run(service.start(edge.loop))
     heap.settle()  # as devicectl serve does once started (H26)
-    if BEHIND:
-        put_behind(devices.native_id)  # as devicectl serve does
     if REALTIME is not None:  # --realtime: what the administrator can grant the service thread (realtime_priority)
         refused = await call_on(devices.loop, run_realtime, REALTIME)
         if refused is not None:
@@ -427,7 +422,7 @@ def row_label(delay_ms: float) -> str:
 
 
 def main() -> int:
-    global CPUS, REALTIME, BEHIND
+    global CPUS, REALTIME
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--units", type=int, default=8)
@@ -435,12 +430,9 @@ def main() -> int:
     parser.add_argument("--shared-cpus", action="store_true", help="lasers and screens on the service's CPUs too")
     parser.add_argument("--realtime", type=int, default=None, metavar="PRIORITY",
                         help="the service loop's thread at this SCHED_FIFO priority (needs CAP_SYS_NICE or LimitRTPRIO)")
-    parser.add_argument("--others-at-nice-0", action="store_true",
-                        help="the service's other threads at the service loop's nice value, not 10 steps behind it")
     parser.add_argument("--row", type=float, default=None, help=argparse.SUPPRESS)  # one row, in a process of its own
     args = parser.parse_args()
     REALTIME = args.realtime
-    BEHIND = not args.others_at_nice_0
     cpus = sorted(os.sched_getaffinity(0))
     if not args.shared_cpus and len(cpus) > 1:
         CPUS = (set(cpus[:-1]), {cpus[-1]})
@@ -506,7 +498,7 @@ def main() -> int:
              else f"service, broker and screens (nice 19) on CPU {cpus[0]}, lasers on CPU {cpus[1]}")
     print(f"CPUs: {where}; the service loop's thread: "
           + ", ".join(f"{row['service_policy']} at nice {row['service_nice']} ({row_label(row['delay_ms'])})" for row in rows)
-          + f"{' (--realtime ' + str(REALTIME) + ')' if REALTIME is not None else ''}; its other threads: {'10 nice steps behind it' if BEHIND else 'at its nice value'}")
+          + f"{' (--realtime ' + str(REALTIME) + ')' if REALTIME is not None else ''}; its other threads at its nice value")
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; lock-outs acknowledged while re-arming: "
           f"{len(LOCKOUTS)}{' (' + LOCKOUTS[0] + ')' if LOCKOUTS else ''}")
     ok = max(normal["p99"], slow["p99"]) <= 1.0 and slow["p99"] <= 1.2 * normal["p99"]

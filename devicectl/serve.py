@@ -21,7 +21,7 @@ import uvicorn
 from devicectl.core import heap, loopguard
 from devicectl.core.audit import AuditKeyError
 from devicectl.core.config import DeviceConfig, MqttConfig, Settings
-from devicectl.core.loops import LoopThread, behind_executor, put_behind, run_realtime
+from devicectl.core.loops import LoopThread, run_realtime
 from devicectl.core.procs import PortTaken, die_with_parent, require_free_port
 from devicectl.core.service import Service
 from devicectl.mqtt import broker
@@ -168,7 +168,6 @@ def run_service(settings: Settings, simulate: bool) -> int:
 
 
 async def _serve(settings: Settings, addresses: dict[str, Any]) -> int:
-    asyncio.get_running_loop().set_default_executor(behind_executor())  # its threads start behind (H26)
     service = Service(settings)  # opens (and migrates) the database before the loop carries anything
     # the app (its routes and OpenAPI schema) and the HTTP server's modules (tenths of a second of
     # CPU) are built and loaded before the devices start: nothing long on the loop while they link up
@@ -210,7 +209,6 @@ async def _serve_on(service: Service, server: uvicorn.Server, edge: LoopThread, 
     await _warm_up(asgi)
     heap.settle()  # start-up's objects out of the collector's walk (H26)
     guard_loop(settings)  # from now on (start-up imports its modules once, before any session can run)
-    put_behind(threading.get_native_id())  # the edge, the store's writer and the workers yield the CPU to the devices (H26)
     priority = realtime_note(settings.realtime_priority)
     tls = settings.tls_cert is not None
     url = f"{'https' if tls else 'http'}://{settings.http_host}:{settings.http_port}"

@@ -3,11 +3,14 @@ instruments, points with deviation and pass/fail, the verdict, signatures, print
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from pathlib import Path
 
-
+from devicectl.calibration import certificate
 from devicectl.calibration.certificate import certificate_pdf, write_certificate
+from devicectl.core.loops import BEHIND_NICE
 from devicectl.calibration.procedures import CryoPoint, LaserPoint, analyse_cryo, analyse_laser
 
 DEVICE = {"vendor": "Simulated Lasers", "model": "QS-1064", "serial": "QS1064-0001", "firmware": "2.4.1"}
@@ -68,3 +71,15 @@ def test_the_certificate_prints_to_pdf(tmp_path: Path) -> None:
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF") and len(data) > 10_000
     assert certificate_pdf(page) == pdf  # made once, then kept
+
+
+def test_the_browser_that_prints_it_runs_behind_the_service(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Printing takes a second of CPU: behind the service, never beside the loop that carries STOP (H26)."""
+    browser = tmp_path / "browser"
+    browser.write_text(f"#!{sys.executable}\nimport os, sys\n"
+                       "out = next(a for a in sys.argv if a.startswith('--print-to-pdf=')).split('=', 1)[1]\n"
+                       "open(out, 'w').write(f'%PDF nice {os.nice(0)}')\n")
+    browser.chmod(0o755)
+    monkeypatch.setattr(certificate, "chromium", lambda: str(browser))
+    page, _ = write_certificate(tmp_path, laser_result(0.97), "tech", "2027-05-25")  # type: ignore[arg-type]
+    assert certificate_pdf(page).read_text() == f"%PDF nice {min(os.nice(0) + BEHIND_NICE, 19)}"

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -226,3 +228,29 @@ def test_a_report_that_writes_its_log_is_not_itself_reported(tmp_path: Path) -> 
 
 async def _open_on_the_loop(load: Any, path: Path) -> None:
     load(path)
+
+
+def test_a_callback_that_waits_for_the_gil_is_reported_with_its_wall_time_and_waits() -> None:
+    """Another thread holding the GIL in one long C call (a sort) holds the loop as long, and the
+    loop's thread polls the GIL meanwhile, which is CPU time of its callback: the report says how
+    long it took and how often it gave its CPU up, so a wait for another thread reads as one."""
+    found: list[str] = []
+    data = list(range(3_000_000, 0, -1)) * 2
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(loopguard.SWITCH_INTERVAL_S)  # as devicectl serve runs
+    guard = loopguard.install(0.001, lambda what, seconds: found.append(what))
+    try:
+        async def wait_for_the_sorter() -> None:
+            started = threading.Event()
+            sorter = threading.Thread(target=lambda: (started.set(), sorted(data)))
+            sorter.start()
+            started.wait()  # the GIL given up here; taking it back waits for the whole sort
+            sorter.join()
+
+        asyncio.run(wait_for_the_sorter())
+    finally:
+        guard.uninstall()
+        sys.setswitchinterval(interval)
+    report = next(r for r in found if "wait_for_the_sorter" in r)
+    wall, waits = re.search(r"(\d+\.\d) ms wall time; the thread gave its CPU up (\d+) times", report).groups()  # type: ignore[union-attr]
+    assert float(wall) > 20 and int(waits) > 10, report

@@ -14,7 +14,6 @@ from typing import Any, Iterator
 import pytest
 
 from devicectl.core.fault_clear import FAULTS
-from devicectl.core.loops import BEHIND_NICE
 from tests.service_harness import (
     ADMIN_PIN,
     ALL_CHECKED,
@@ -142,12 +141,13 @@ def test_service_mode_keeps_sessions_out_and_a_laser_calibrates_through_the_serv
     actions = [e["action"] for e in audit_actions(admin)]
     assert {"service_mode.entered", "service_mode.left", "calibration.started", "calibration.recorded"} <= set(actions)
     # the run's work off the loop (instruments, the certificate, the record) ran on threads started
-    # from the service loop after start-up: they too run behind it (H26)
+    # from the service loop after start-up: none of them behind it, where it would hold the devices'
+    # loop at the GIL while it waits for a CPU behind the machine's other programs (H26)
     page = technician.client.get(f"/api/calibrations/{run['record_id']}/certificate.html")
     assert page.status_code == 200 and "Calibration certificate" in page.text
     assert technician.call("GET", "/api/calibrations/999999/certificate.html", 404)["error"] == "no calibration record 999999"
     nice = service.thread_nice()
-    assert nice.pop(service.proc.pid) < BEHIND_NICE and len(nice) >= 3 and min(nice.values()) >= BEHIND_NICE, nice
+    assert len(nice) >= 4 and set(nice.values()) == {nice[service.proc.pid]}, nice
 
 
 def test_stop_cancels_a_run_and_a_cancelled_run_records_nothing(system) -> None:  # type: ignore[no-untyped-def]

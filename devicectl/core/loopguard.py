@@ -10,8 +10,12 @@ preempted, which is the host's load, not the callback. Waiting for the disk on t
 exactly instead: any statement of the store run on a loop's thread is reported as it happens
 (``blocking``), however fast, and so is any file the service's code opens there (Python's audit
 event ``open``, imports included: a module first imported on the loop is read from disk there).
-asyncio's debug mode (``slow_callback_duration``) times callbacks by wall time and also slows
-every call down.
+Waiting for the GIL is the one wait that counts: Python polls it every switch interval, and a
+callback that waited 100 ms for another thread of the service holding it (one preempted by the
+machine's other programs, say) spent some 5 ms of CPU so. That wait held the loop as surely as work
+would have; a report gives the wall time and how often the thread gave its CPU up, which tells the
+two apart. asyncio's debug mode (``slow_callback_duration``) times callbacks by wall time and also
+slows every call down.
 
 The test suite runs the service's loop under it with a 5 ms threshold (tests/conftest.py for
 in-process tests, ``slow_callback_ms`` / ``DEVICECTL_SLOW_CALLBACK_MS`` for ``devicectl serve``
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import resource
 import sys
 import threading
 import time
@@ -71,6 +76,7 @@ def _timed_run(self: asyncio.Handle) -> None:
     thread = threading.get_ident()
     start = time.perf_counter()
     cpu0 = time.thread_time()  # CLOCK_THREAD_CPUTIME_ID: exact (getrusage's thread times come in 4 ms scheduler ticks)
+    waits0 = _waits()
     state = [start, None, 0.0, 0, False]
     _running[thread] = state
     callback = getattr(self, "_callback", None)  # a handle that ran once may drop it (then says "cancelled")
@@ -89,7 +95,17 @@ def _timed_run(self: asyncio.Handle) -> None:
                 where = f"\n      caught running in {state[1]}" if state[1] else ""
                 if state[2]:
                     where += f"\n      of which {state[2] * 1000:.1f} ms garbage collection (generation {state[3]} at most)"
+                where += (f"\n      {(time.perf_counter() - start) * 1000:.1f} ms wall time; the thread gave its CPU up"
+                          f" {_waits() - waits0} times in it (each wait for the GIL or the disk polls again)")
                 _report(guard, _describe(self, callback) + where, elapsed)
+
+
+def _waits() -> int:
+    """How often this thread gave its CPU up so far. A callback that waits for the GIL (another thread
+    holds it) polls it every switch interval, and each poll is CPU time of the callback's thread: a
+    wait of 100 ms costs some 5 ms of CPU. Many waits in a slow callback say it waited for another
+    thread, not that it computed."""
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
 
 
 _gc_started: dict[int, float] = {}

@@ -16,6 +16,7 @@ import concurrent.futures
 import contextlib
 import functools
 import os
+import shutil
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
@@ -23,8 +24,7 @@ from typing import Any, ParamSpec, TypeVar
 T = TypeVar("T")
 P = ParamSpec("P")
 
-#: how many nice steps the process's other threads run behind the service loop's (Linux: each
-#: thread has its own nice value, and raising it needs no privilege)
+#: how many nice steps the processes the service starts run behind it
 BEHIND_NICE = 10
 
 
@@ -78,7 +78,9 @@ def on_loop(get_loop: Callable[[], asyncio.AbstractEventLoop | None],
 
     @functools.wraps(fn)
     async def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        return await run_on(get_loop(), _awaited(fn(*args, **kwargs)))
+        handed = _awaited(fn(*args, **kwargs))
+        handed.__qualname__ = f"_awaited({getattr(fn, '__qualname__', fn)})"  # named in a slow-callback report once it ended
+        return await run_on(get_loop(), handed)
 
     return run
 
@@ -117,41 +119,17 @@ class PerTurn:
                 self._deliver(items)
 
 
-def put_behind(devices_thread: int | None) -> None:
-    """Every thread of this process but ``devices_thread`` (a native thread id) yields the CPU to it:
-    when the devices' loop wakes for an event it runs at once, before the edge, the store's writer
-    and the workers. Threads started later inherit the nice value of the thread that starts them
-    (where thread priorities are not supported, nothing changes)."""
-    for thread in _native_threads():
-        if thread != devices_thread:
-            _behind(thread)
+def behind(command: list[str]) -> list[str]:
+    """``command`` run BEHIND_NICE steps behind the service (``nice``; where there is none, as it is).
 
-
-def _behind(thread: int) -> None:
-    """One thread (a native id) BEHIND_NICE steps behind (where thread priorities are not supported: as it is)."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, thread, BEHIND_NICE)
-
-
-def _native_threads() -> list[int]:
-    """Every thread of this process, with those libraries start on their own (a numerical library's
-    workers, started when it is imported): Linux lists them all; elsewhere, the threads Python knows."""
-    try:
-        return [int(tid) for tid in os.listdir("/proc/self/task")]
-    except OSError:
-        return [t.native_id for t in threading.enumerate() if t.native_id is not None]
-
-
-def behind_executor() -> concurrent.futures.ThreadPoolExecutor:
-    """The service loop's default executor (``asyncio.to_thread``: instruments, certificates, their PDFs
-    printed by a browser). Its threads start on first use, from the service loop, so they would run
-    at the devices' priority, and so would the processes they start: each puts itself behind as it
-    starts (H26)."""
-    return concurrent.futures.ThreadPoolExecutor(thread_name_prefix="devicectl-worker", initializer=_behind_self)
-
-
-def _behind_self() -> None:
-    _behind(threading.get_native_id())
+    Only processes the service starts (a browser printing a certificate) go behind it. Its own
+    threads do not: they take turns with the devices' loop at Python's lock (the GIL), and one that
+    waits behind the machine's other programs for a CPU while it holds the lock holds the devices'
+    loop as long. Measured with two busy programs on the 2-core machine, the loop of a running
+    service waited up to 458 ms so (a calibration through the service; 16 ms at most with its threads
+    at its own nice value); ``bench/gil_inversion.py`` shows the same in isolation (H26)."""
+    tool = shutil.which("nice")
+    return [tool, "-n", str(BEHIND_NICE), *command] if tool else command
 
 
 def run_realtime(priority: int) -> str | None:
