@@ -197,6 +197,7 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     read_at, written_at = watch_the_lines()
     # what holds the loop when an interlock opens: every callback over 0.5 ms of CPU, by kind
     held: dict[str, list[float]] = {}
+    longest: list[tuple[float, str]] = []  # the two longest, as the loop guard reported them (wall time, waits)
 
     def note_held(what: str, seconds: float) -> None:
         first = what.split("\n")[0]
@@ -208,6 +209,9 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
         if "garbage collection" in what:
             kind += " (with a garbage collection)"
         held.setdefault(kind, []).append(seconds * 1000)
+        longest.append((seconds * 1000, what))
+        longest.sort(key=lambda item: -item[0])
+        del longest[2:]
 
     lasers = Farm(units)
     mqtt_dir = root / "mqtt"
@@ -334,7 +338,7 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     return {"delay_ms": delay_ms, "rate_hz": rate, "pulses_per_s": fired / elapsed, "fired": fired_total, "recorded": recorded,
             "missed": missed, "p50": statistics.median(reactions) * 1000, "max": reactions[-1] * 1000,
             "p99": reactions[min(len(reactions) - 1, int(len(reactions) * 0.99))] * 1000, "trials": len(reactions),
-            "health": health, "held": held, "elapsed_s": elapsed, "parts": parts, "behind": behind,
+            "health": health, "held": held, "longest": longest, "elapsed_s": elapsed, "parts": parts, "behind": behind,
             # how this row's process really ran the service (each row has a process of its own)
             "cpus": None if CPUS is None else [sorted(c) for c in CPUS], "service_nice": scheduled[0],
             "service_policy": {os.SCHED_OTHER: "normal", os.SCHED_FIFO: "SCHED_FIFO"}.get(scheduled[1] & ~os.SCHED_RESET_ON_FORK, "other")}
@@ -493,6 +497,8 @@ def main() -> int:
         print(f"  {label}:")
         for kind, ms in top:
             print(f"    {len(ms):>6}  {sum(ms) / row['elapsed_s']:>6.1f} ms/s  {max(ms):>6.2f}  {kind}")
+        for ms, what in row["longest"]:
+            print(f"    the longest, {ms:.2f} ms: " + what.replace("\n", "\n    "))
     cpus = normal["cpus"]  # as the rows' processes set them (both from the same arguments)
     where = ("shared by everything" if cpus is None
              else f"service, broker and screens (nice 19) on CPU {cpus[0]}, lasers on CPU {cpus[1]}")

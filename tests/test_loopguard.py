@@ -252,5 +252,23 @@ def test_a_callback_that_waits_for_the_gil_is_reported_with_its_wall_time_and_wa
         guard.uninstall()
         sys.setswitchinterval(interval)
     report = next(r for r in found if "wait_for_the_sorter" in r)
-    wall, waits = re.search(r"(\d+\.\d) ms wall time; the thread gave its CPU up (\d+) times", report).groups()  # type: ignore[union-attr]
+    wall, waits = re.search(r"(\d+\.\d) ms wall time; the thread gave its CPU up (\d+) times.* (\d+) page faults", report).groups()[:2]  # type: ignore[union-attr]
     assert float(wall) > 20 and int(waits) > 10, report
+
+
+def test_a_callback_that_touches_new_memory_is_reported_with_its_page_faults() -> None:
+    """Page faults are CPU time of the callback that takes them (on a virtual machine each can cost
+    tens of microseconds): the report counts them."""
+    found: list[str] = []
+    guard = loopguard.install(0.001, lambda what, seconds: found.append(what))
+    try:
+        async def touch_new_memory() -> None:
+            memory = bytearray(64 << 20)  # mapped, not yet backed: each page faults when first written
+            memory[::4096] = b"\x01" * (len(memory) // 4096)
+
+        asyncio.run(touch_new_memory())
+    finally:
+        guard.uninstall()
+    report = next(r for r in found if "touch_new_memory" in r)
+    faults = int(re.search(r"took (\d+) page faults", report).group(1))  # type: ignore[union-attr]
+    assert faults >= (64 << 20) // (2 << 20), report  # one a page at least (huge pages of 2 MiB, where the host uses them)

@@ -76,7 +76,7 @@ def _timed_run(self: asyncio.Handle) -> None:
     thread = threading.get_ident()
     start = time.perf_counter()
     cpu0 = time.thread_time()  # CLOCK_THREAD_CPUTIME_ID: exact (getrusage's thread times come in 4 ms scheduler ticks)
-    waits0 = _waits()
+    waits0, faults0 = _waits_and_faults()
     state = [start, None, 0.0, 0, False]
     _running[thread] = state
     callback = getattr(self, "_callback", None)  # a handle that ran once may drop it (then says "cancelled")
@@ -95,17 +95,21 @@ def _timed_run(self: asyncio.Handle) -> None:
                 where = f"\n      caught running in {state[1]}" if state[1] else ""
                 if state[2]:
                     where += f"\n      of which {state[2] * 1000:.1f} ms garbage collection (generation {state[3]} at most)"
+                waits, faults = _waits_and_faults()
                 where += (f"\n      {(time.perf_counter() - start) * 1000:.1f} ms wall time; the thread gave its CPU up"
-                          f" {_waits() - waits0} times in it (each wait for the GIL or the disk polls again)")
+                          f" {waits - waits0} times in it (each wait for the GIL or the disk polls again) and took"
+                          f" {faults - faults0} page faults")
                 _report(guard, _describe(self, callback) + where, elapsed)
 
 
-def _waits() -> int:
-    """How often this thread gave its CPU up so far. A callback that waits for the GIL (another thread
-    holds it) polls it every switch interval, and each poll is CPU time of the callback's thread: a
-    wait of 100 ms costs some 5 ms of CPU. Many waits in a slow callback say it waited for another
-    thread, not that it computed."""
-    return resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
+def _waits_and_faults() -> tuple[int, int]:
+    """How often this thread gave its CPU up so far, and how many page faults it took. A callback that
+    waits for the GIL (another thread holds it) polls it every switch interval, and each poll is CPU
+    time of the callback's thread: a wait of 100 ms costs some 5 ms of CPU. Many waits in a slow
+    callback say it waited for another thread, not that it computed. A page fault is CPU time too:
+    on a virtual machine one can cost tens of microseconds, when the host backs the page first."""
+    usage = resource.getrusage(resource.RUSAGE_THREAD)
+    return usage.ru_nvcsw, usage.ru_minflt + usage.ru_majflt
 
 
 _gc_started: dict[int, float] = {}
