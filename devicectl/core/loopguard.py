@@ -84,22 +84,27 @@ def _timed_run(self: asyncio.Handle) -> None:
         _original_run(self)
     finally:
         _running.pop(thread, None)
-        elapsed = time.perf_counter() - start
-        if elapsed > min((g.threshold_s for g in _guards), default=0.0):
-            # its own CPU time: waiting (the disk is caught by ``blocking``) or preemption is not counted
-            elapsed = time.thread_time() - cpu0
-        for guard in _guards:
-            if state[4]:
-                break  # the callback said its stall was deliberate (``expected``)
-            if elapsed > guard.threshold_s and (guard.thread is None or guard.thread == thread):
-                where = f"\n      caught running in {state[1]}" if state[1] else ""
-                if state[2]:
-                    where += f"\n      of which {state[2] * 1000:.1f} ms garbage collection (generation {state[3]} at most)"
-                waits, faults = _waits_and_faults()
-                where += (f"\n      {(time.perf_counter() - start) * 1000:.1f} ms wall time; the thread gave its CPU up"
-                          f" {waits - waits0} times in it (each wait for the GIL or the disk polls again) and took"
-                          f" {faults - faults0} page faults")
-                _report(guard, _describe(self, callback) + where, elapsed)
+        wall = time.perf_counter() - start
+        if not state[4] and wall > min((g.threshold_s for g in _guards), default=0.0):  # not ``expected``
+            _judge(self, callback, state, thread, wall, time.thread_time() - cpu0, waits0, faults0)
+
+
+def _judge(handle: asyncio.Handle, callback: Any, state: list[Any], thread: int, wall: float, cpu: float,
+           waits0: int, faults0: int) -> None:
+    """Report a callback to each guard of its thread whose threshold its own CPU time passed (a wait for
+    the disk, caught by ``blocking``, or for a CPU is not counted), with one description for all."""
+    due = [g for g in _guards if cpu > g.threshold_s and (g.thread is None or g.thread == thread)]
+    if not due:
+        return
+    where = f"\n      caught running in {state[1]}" if state[1] else ""
+    if state[2]:
+        where += f"\n      of which {state[2] * 1000:.1f} ms garbage collection (generation {state[3]} at most)"
+    waits, faults = _waits_and_faults()
+    where += (f"\n      {wall * 1000:.1f} ms wall time; the thread gave its CPU up {waits - waits0} times in it"
+              f" (each wait for the GIL or the disk polls again) and took {faults - faults0} page faults")
+    what = _describe(handle, callback) + where
+    for guard in due:
+        _report(guard, what, cpu)
 
 
 def _waits_and_faults() -> tuple[int, int]:
