@@ -34,6 +34,7 @@ import serial_asyncio_fast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import figures
 from drivers import LaserDriver
 from drivers.lineproto import Event, Request, encode
 
@@ -50,12 +51,7 @@ def frames() -> list[bytes]:
 
 
 def summary(name: str, samples: list[float]) -> dict[str, float]:
-    samples = sorted(samples)
-    out = {
-        "p50": samples[len(samples) // 2] * 1e6,
-        "p99": samples[int(len(samples) * 0.99)] * 1e6,
-        "mean": statistics.fmean(samples) * 1e6,
-    }
+    out = figures.summary(samples, 1e6) | {"mean": statistics.fmean(samples) * 1e6}
     print(f"{name:<22} p50 {out['p50']:8.1f} us   p99 {out['p99']:8.1f} us   mean {out['mean']:8.1f} us")
     return out
 

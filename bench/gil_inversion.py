@@ -24,11 +24,14 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import statistics
 import sys
 import threading
 import time
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.figures import summary
 from devicectl.core.loopguard import SWITCH_INTERVAL_S
 
 #: how long the loop waits for each event
@@ -69,9 +72,7 @@ def row(seconds: float, other_nice: int, programs: int) -> dict[str, float]:
         for hog in hogs:
             hog.kill()
             hog.join()
-    waits.sort()
-    return {"p50": statistics.median(waits) * 1000, "p99": waits[int(len(waits) * 0.99)] * 1000,
-            "max": waits[-1] * 1000, "cpu": cpu / wall, "n": len(waits)}
+    return summary(waits, 1000) | {"cpu": cpu / wall}
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.figures import summary
 from devicectl.core.config import DeviceConfig, load_settings
 from devicectl.core.service import Service
 
@@ -88,10 +89,8 @@ async def run(count: int) -> dict[str, float]:
     finally:
         await service.stop()
         farm.close()
-    reactions.sort()
-    p50 = reactions[len(reactions) // 2] * 1000 if reactions else float("nan")
-    p99 = reactions[min(len(reactions) - 1, int(len(reactions) * 0.99))] * 1000 if reactions else float("nan")
-    return {"units": count, "p50_ms": p50, "p99_ms": p99, "max_ms": reactions[-1] * 1000 if reactions else float("nan"),
+    figures = summary(reactions, 1000)
+    return {"units": count, "p50_ms": figures["p50"], "p99_ms": figures["p99"], "max_ms": figures["max"],
             "missed": missed, "lost_or_bad_events": gaps, "events": events}
 
 

@@ -6,7 +6,7 @@ executed. Run twice in one go: normal storage, then every commit of the store de
 
 Goal: p99 <= 1 ms in both (2 ms at the very most), and the slow-storage p99 <= 1.2 x the normal one.
 
-    .venv/bin/python bench/reaction_load.py [--trials 100] [--units 8] [--delay-ms 40] [--shared-cpus] [--realtime 10]
+    .venv/bin/python bench/reaction_load.py [--trials 200] [--units 8] [--delay-ms 40] [--shared-cpus] [--realtime 10]
 
 CPUs: the lasers are units with processors of their own, so by default they have the last CPU and
 the service (with its MQTT broker) the others; the screens are other machines, so their process
@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.figures import summary
 
 HERE = Path(__file__).resolve()
 #: CPUs of the service and of the lasers; None: shared by everything (--shared-cpus)
@@ -141,6 +142,72 @@ class Farm:
         self.proc.wait()
 
 
+# ----------------------------------------------------------------------------- the baseline
+class BareReader:
+    """The strongest baseline: the least a host can do on a unit's pty. It reads the unit's lines
+    and, on an interlock INPUT, writes a STOP frame made in advance: no CRC check, no decision, no
+    record, no lock. A new SEQ each time, since a unit does not execute a repeated one
+    (line-protocol.md rule 4). What it takes is the machine's floor under the same load."""
+
+    def __init__(self, port: str) -> None:
+        import serial
+
+        self._line = serial.Serial(port, 115200, timeout=0)  # raw mode, as the drivers open a line
+        self._fd = self._line.fileno()
+        self._buffer = b""
+        self._seq = 1
+        self._next = self._frame()
+
+    def _frame(self) -> bytes:
+        from drivers.lineproto import Request, encode
+
+        return encode(Request(self._seq, "STOP"))
+
+    def start(self) -> None:
+        """On the loop of the calling thread."""
+        asyncio.get_running_loop().add_reader(self._fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            self._buffer += os.read(self._fd, 4096)
+        except BlockingIOError:
+            return
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            if b" INPUT " in line and b"interlock=0" in line:
+                os.write(self._fd, self._next)
+                self._seq = self._seq % 255 + 1
+                self._next = self._frame()
+
+    def close(self) -> None:
+        asyncio.get_running_loop().remove_reader(self._fd)
+        self._line.close()
+
+
+async def bare_process(port: str, priority: int | None) -> None:
+    """The baseline as a process of its own (it inherits the service's CPU and nice value; with
+    ``--realtime`` it gets the service loop's real-time priority)."""
+    if priority is not None:
+        from devicectl.core.loops import run_realtime
+
+        if refused := run_realtime(priority):
+            raise SystemExit(f"--realtime {priority} was refused: {refused}")
+    reader = BareReader(port)
+    reader.start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+def start_bare_process(port: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, str(HERE), "bare", port, str(REALTIME or "")], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+#: where each baseline reader runs, and what the output calls it
+BASELINES = {"process": "a process of its own", "thread": "a thread of the service's process"}
+
+
 # ----------------------------------------------------------------------------- the clients
 async def clients(url: str, token: str, sids: list[int], sockets: int, rate: float) -> None:
     import httpx
@@ -171,9 +238,7 @@ async def clients(url: str, token: str, sids: list[int], sockets: int, rate: flo
                 await asyncio.sleep(max(0.0, start + n / rate - time.monotonic()))
 
     def report(*_: Any) -> None:
-        values = sorted(health) or [float("nan")]
-        print(json.dumps({"n": len(health), "p50": statistics.median(values), "max": values[-1],
-                          "p99": values[min(len(values) - 1, int(len(values) * 0.99))]}), flush=True)
+        print(json.dumps(summary(health)), flush=True)
         os._exit(0)
 
     signal.signal(signal.SIGTERM, report)  # the benchmark ends the clients: they say what they measured
@@ -213,7 +278,7 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
         longest.sort(key=lambda item: -item[0])
         del longest[2:]
 
-    lasers = Farm(units)
+    lasers = Farm(units + len(BASELINES))  # the last ones are the baselines'
     mqtt_dir = root / "mqtt"
     mqtt_port = broker.free_port()
     broker.write_config(mqtt_dir, mqtt_port)
@@ -223,7 +288,7 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     http_port = broker.free_port()
     settings = load_settings(
         None, data_dir=root / "data", http_port=http_port, store_commit_delay_ms=delay_ms,
-        devices=[DeviceConfig(name=f"laser{i}", type="laser", port=port) for i, port in enumerate(lasers.ports)],
+        devices=[DeviceConfig(name=f"laser{i}", type="laser", port=port) for i, port in enumerate(lasers.ports[:units])],
         mqtt=MqttConfig(port=mqtt_port, username="service", password_file=mqtt_dir / "service.password"))
     service = Service(settings)
     app = create_app(service, manage_lifecycle=False)  # before the devices start: nothing long on the loop then
@@ -239,6 +304,15 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
     scheduled = (os.getpriority(os.PRIO_PROCESS, devices.native_id), os.sched_getscheduler(devices.native_id))
     serving: asyncio.Future[None] | None = None
     load: subprocess.Popen[bytes] | None = None
+    # the baselines: one in a process of its own (it inherits this process's CPUs and nice value), one on
+    # a thread of this process (it shares the interpreter lock with the service)
+    bare_proc = start_bare_process(lasers.ports[units])
+    bare, bare_reader = LoopThread("bare").start(), BareReader(lasers.ports[units + 1])
+    await call_on(bare.loop, bare_reader.start)
+    if REALTIME is not None and (refused := await call_on(bare.loop, run_realtime, REALTIME)) is not None:
+        raise SystemExit(f"--realtime {REALTIME} was refused: {refused}")
+    baseline: dict[str, list[float]] = {name: [] for name in BASELINES}
+    baseline_missed = dict.fromkeys(BASELINES, 0)
     url = f"http://127.0.0.1:{http_port}"
     try:
         try:
@@ -306,6 +380,13 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
                     if busy:
                         behind.append(float(reaction))
                 await lasers.call("close", unit)
+                for index, name in enumerate(BASELINES, start=units):  # the same opening, the same load
+                    reaction = (await lasers.call("open", index))["reaction_s"]
+                    if reaction is None:
+                        baseline_missed[name] += 1
+                    else:
+                        baseline[name].append(float(reaction))
+                    await lasers.call("close", index)
                 await fire(api, pat, lasers, unit, sids[unit], service)
                 await asyncio.sleep(0.05 + 0.1 * (trial % 7) / 7)  # trials at every phase of the commit cycle
             elapsed = time.monotonic() - started
@@ -331,13 +412,16 @@ async def configuration(delay_ms: float, units: int, trials: int, root: Path) ->
         await devices.run(service.stop())
         edge.stop()
         devices.stop()
+        await call_on(bare.loop, bare_reader.close)
+        bare.stop()
+        bare_proc.terminate()
+        bare_proc.wait()
         lasers.close()
         mosquitto.terminate()
         mosquitto.wait()
-    reactions.sort()
     return {"delay_ms": delay_ms, "rate_hz": rate, "pulses_per_s": fired / elapsed, "fired": fired_total, "recorded": recorded,
-            "missed": missed, "p50": statistics.median(reactions) * 1000, "max": reactions[-1] * 1000,
-            "p99": reactions[min(len(reactions) - 1, int(len(reactions) * 0.99))] * 1000, "trials": len(reactions),
+            "missed": missed, **summary(reactions, 1000),
+            "baseline": {name: summary(values, 1000) | {"missed": baseline_missed[name]} for name, values in baseline.items()},
             "health": health, "held": held, "longest": longest, "elapsed_s": elapsed, "parts": parts, "behind": behind,
             # how this row's process really ran the service (each row has a process of its own)
             "cpus": None if CPUS is None else [sorted(c) for c in CPUS], "service_nice": scheduled[0],
@@ -428,7 +512,7 @@ def row_label(delay_ms: float) -> str:
 def main() -> int:
     global CPUS, REALTIME
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--units", type=int, default=8)
     parser.add_argument("--delay-ms", type=float, default=40.0)
     parser.add_argument("--shared-cpus", action="store_true", help="lasers and screens on the service's CPUs too")
@@ -465,15 +549,22 @@ def main() -> int:
         print(f"{label:<34} {row['p50']:>7.2f} {row['p99']:>7.2f} {row['max']:>7.2f} {row['missed']:>6} "
               f"{row['pulses_per_s']:>8.1f} {row['fired']:>6} {row['recorded']:>8}", flush=True)
     normal, slow = rows
+    print("the strongest baseline, in the same run, on the same CPU and under the same load: a bare asyncio reader "
+          "on a unit's pty that writes a STOP made in advance on reading the INPUT line"
+          + (f", at the service loop's real-time priority {REALTIME}" if REALTIME is not None else ", at normal priority"))
+    for row in rows:
+        for name, where in BASELINES.items():
+            b = row["baseline"][name]
+            print(f"  {row_label(row['delay_ms']):<32} {where:<34} p50 {b['p50']:.2f}  p99 {b['p99']:.2f}  max {b['max']:.2f}"
+                  f"  missed {b['missed']}  (the service's p99 / this: {row['p99'] / b['p99']:.2f})")
     print("where the time goes (ms; time.monotonic on both sides): the unit writes INPUT -> the service reads it "
           "-> the service writes STOP -> the unit reads it")
     for row in rows:
         label = row_label(row["delay_ms"])
         names = ("INPUT to read", "read to STOP written", "STOP to the unit")
         for name, values in zip(names, list(zip(*row["parts"]))[:3] if row["parts"] else ((),) * 3):
-            ordered = sorted(values) or [float("nan")]
-            print(f"  {label:<32} {name:<20} p50 {statistics.median(ordered) * 1000:.2f}  "
-                  f"p99 {ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000:.2f}  max {ordered[-1] * 1000:.2f}")
+            part = summary(values, 1000)
+            print(f"  {label:<32} {name:<20} p50 {part['p50']:.2f}  p99 {part['p99']:.2f}  max {part['max']:.2f}")
         late = sum(1 for part in row["parts"] if part[0] > 0.0005)
         print(f"  {label:<32} INPUT read over 0.5 ms after it was written (the service thread's wake-up): "
               f"{late} of {len(row['parts'])} trials")
@@ -508,14 +599,17 @@ def main() -> int:
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; lock-outs acknowledged while re-arming: "
           f"{len(LOCKOUTS)}{' (' + LOCKOUTS[0] + ')' if LOCKOUTS else ''}")
     ok = max(normal["p99"], slow["p99"]) <= 1.0 and slow["p99"] <= 1.2 * normal["p99"]
-    print(f"goal p99 <= 1 ms in both and slow <= 1.2 x normal: {'met' if ok else 'NOT met'} "
-          f"(slow/normal p99 = {slow['p99'] / normal['p99']:.2f})")
+    print(f"p99 is the nearest rank (of 100 trials the second worst; the worst is the max); goal p99 <= 1 ms in both "
+          f"and slow <= 1.2 x normal: {'met' if ok else 'NOT met'} (slow/normal p99 = {slow['p99'] / normal['p99']:.2f}); "
+          f"p99 <= 2 ms at the very most: {'met' if max(normal['p99'], slow['p99']) <= 2.0 else 'NOT met'}")
     return 0
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "farm":
         asyncio.run(farm(int(sys.argv[2])))
+    elif len(sys.argv) > 1 and sys.argv[1] == "bare":
+        asyncio.run(bare_process(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else None))
     elif len(sys.argv) > 1 and sys.argv[1] == "clients":
         asyncio.run(clients(sys.argv[2], sys.argv[3], [int(s) for s in sys.argv[4].split(",")], 4, 20.0))
     else:
