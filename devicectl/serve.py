@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -111,16 +112,26 @@ def guard_loop(settings: Settings) -> loopguard.Guard | None:
     return loopguard.install(settings.slow_callback_ms / 1000, report, threading.get_ident())
 
 
-def realtime_note(priority: int | None) -> str | None:
-    """With ``realtime_priority`` set: the devices' loop at that real-time priority, and what to tell the
-    administrator (granted, or refused and why; the service then runs at normal priority, as without it)."""
-    if priority is None:
-        return None
-    refused = run_realtime(priority)
-    if refused is None:
-        return f"the devices' loop runs at real-time priority {priority} (SCHED_FIFO)"
-    return (f"realtime_priority {priority} was refused ({refused}): the devices' loop runs at normal priority; "
-            f"allow it with LimitRTPRIO={priority} in the service's unit file (deploy/systemd/devicectl.service)")
+@dataclass(frozen=True)
+class Realtime:
+    """What became of ``realtime_priority``: printed for the administrator and audited (H26)."""
+
+    priority: int
+    refused: str | None  #: the system's reason, or None when granted
+
+    @property
+    def note(self) -> str:
+        if self.refused is None:
+            return f"the devices' loop runs at real-time priority {self.priority} (SCHED_FIFO)"
+        return (f"realtime_priority {self.priority} was refused ({self.refused}): the devices' loop runs at normal "
+                f"priority; allow it with LimitRTPRIO={self.priority} in the service's unit file "
+                "(deploy/systemd/devicectl.service)")
+
+
+def ask_realtime(priority: int | None) -> Realtime | None:
+    """With ``realtime_priority`` set: the calling thread (the devices' loop) asks for that real-time
+    priority; refused, the service runs at normal priority, as without it."""
+    return None if priority is None else Realtime(priority, run_realtime(priority))
 
 
 def _shut_down(server: uvicorn.Server) -> None:
@@ -209,7 +220,10 @@ async def _serve_on(service: Service, server: uvicorn.Server, edge: LoopThread, 
     await _warm_up(asgi)
     heap.settle()  # start-up's objects out of the collector's walk (H26)
     guard_loop(settings)  # from now on (start-up imports its modules once, before any session can run)
-    priority = realtime_note(settings.realtime_priority)
+    realtime = ask_realtime(settings.realtime_priority)
+    if realtime is not None:
+        await service.audit.append("system", "service.realtime_priority", priority=realtime.priority,
+                                   granted=realtime.refused is None, refused=realtime.refused)
     tls = settings.tls_cert is not None
     url = f"{'https' if tls else 'http'}://{settings.http_host}:{settings.http_port}"
     print(f"devicectl service on {url}  (data in {settings.data_dir.resolve()})", flush=True)
@@ -219,8 +233,8 @@ async def _serve_on(service: Service, server: uvicorn.Server, edge: LoopThread, 
         print(f"  simulated bench: meter {addresses['meter']}, thermometer {addresses['thermometer']}", flush=True)
         print(f"  simulator backdoors: laser {addresses.get('laser_backdoor')}, cryo {addresses.get('cryo_backdoor')}", flush=True)
         print(f"  {addresses['mqtt_note']}", flush=True)
-    if priority:
-        print(f"  {priority}", flush=True)
+    if realtime is not None:
+        print(f"  {realtime.note}", flush=True)
     if service.interrupted:
         print(f"  sessions interrupted by the last stop: {service.interrupted}", flush=True)
     if service.first_admin_pin:

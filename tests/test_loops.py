@@ -16,15 +16,22 @@ from typing import Any
 import httpx
 import pytest
 
+from devicectl.core import loops
 from devicectl.core.config import DeviceConfig, load_settings
 from devicectl.core.hub import QUEUE_SIZE, Hub
-from devicectl.core import loops
 from devicectl.core.loops import BEHIND_NICE, LoopThread, behind, call_on, post, run_on
 from devicectl.core.service import Service
 from devicectl.web.api import create_app
 from simulators.host import SimulatorHost, SimulatorThread
 from simulators.units import build_unit
-from tests.service_harness import ALL_CHECKED, measured_calibration
+from tests.service_harness import (
+    ADMIN_PIN,
+    ALL_CHECKED,
+    Api,
+    BenchProcess,
+    ServiceProcess,
+    measured_calibration,
+)
 
 
 @pytest.fixture
@@ -311,17 +318,49 @@ def test_the_administrator_is_told_whether_real_time_priority_was_granted(monkey
     asked: list[tuple[int, int, int]] = []
     monkeypatch.setattr(loops.os, "sched_setscheduler", lambda pid, policy, param: asked.append(
         (pid, policy, param.sched_priority)))
-    assert serve.realtime_note(None) is None and asked == []
-    assert serve.realtime_note(10) == "the devices' loop runs at real-time priority 10 (SCHED_FIFO)"
+    assert serve.ask_realtime(None) is None and asked == []
+    granted = serve.ask_realtime(10)
+    assert granted is not None and granted.refused is None
+    assert granted.note == "the devices' loop runs at real-time priority 10 (SCHED_FIFO)"
     assert asked == [(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, 10)]  # this thread; not the threads it starts
 
     def refuse(*_: Any) -> None:
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr(loops.os, "sched_setscheduler", refuse)
-    note = serve.realtime_note(10)
-    assert note is not None and "refused (Operation not permitted)" in note and "normal priority" in note
-    assert "LimitRTPRIO=10" in note
+    refused = serve.ask_realtime(10)
+    assert refused is not None and refused.refused == "Operation not permitted"
+    assert "refused (Operation not permitted)" in refused.note and "normal priority" in refused.note
+    assert "LimitRTPRIO=10" in refused.note
+
+
+def test_the_real_time_priority_a_running_service_asked_for_is_said_and_audited(tmp_path: Path) -> None:
+    """``devicectl serve`` with ``realtime_priority``, for real: the start-up output and the audit say
+    whether it was granted (here as the system decides), and only the devices' loop (the main thread)
+    runs SCHED_FIFO. A service that runs with less than it was configured for says so (H26)."""
+    bench = BenchProcess(tmp_path)
+    service = ServiceProcess(tmp_path, bench)
+    service.config.write_text("realtime_priority = 10\n" + service.config.read_text())  # a top-level key
+    service.start(users=True)
+    try:
+        assert service.proc is not None
+        pid = service.proc.pid
+        granted = os.sched_getscheduler(pid) & ~os.SCHED_RESET_ON_FORK == os.SCHED_FIFO
+        priority = os.sched_getparam(pid).sched_priority
+        others = {os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid}
+        entries = Api(service.url, "admin", ADMIN_PIN).call("GET", "/api/audit")
+        [entry] = [e for e in entries if e["action"] == "service.realtime_priority"]
+        said = "".join(service.output)
+    finally:
+        service.stop()
+        bench.stop()
+    assert others == {os.SCHED_OTHER}
+    assert entry["actor"] == "system" and entry["detail"]["priority"] == 10 and entry["detail"]["granted"] is granted
+    if granted:
+        assert entry["detail"]["refused"] is None and "the devices' loop runs at real-time priority 10" in said
+        assert priority == 10
+    else:
+        assert entry["detail"]["refused"] and "realtime_priority 10 was refused" in said and "LimitRTPRIO=10" in said
 
 
 @pytest.mark.parametrize("priority", [0, 100])
