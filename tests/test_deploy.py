@@ -40,3 +40,11 @@ def test_the_example_configuration_names_ports_by_id_and_instruments() -> None:
     settings = Settings(**{**data, "devices": []})  # the ports exist only on the clinic machine
     assert settings.instrument_info("meter")["calibration_due"] == "2027-03-31"
     assert settings.http_port == 8000 == int(unit("devicectl-kiosk.service")["Service"]["ExecStart"].split(":")[-1].strip("/"))
+
+
+def test_the_shipped_files_run_the_devices_loop_at_the_real_time_priority_they_allow() -> None:
+    """The example configuration asks for a real-time priority the unit file allows (H26): asked for
+    but not allowed, the service would run at normal priority on every clinic machine."""
+    data = tomllib.loads((DEPLOY / "devicectl.example.toml").read_text())
+    allowed = int(unit("devicectl.service")["Service"]["LimitRTPRIO"])
+    assert Settings(**{**data, "devices": []}).realtime_priority == data["realtime_priority"] == 10 <= allowed

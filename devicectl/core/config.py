@@ -139,8 +139,9 @@ class Settings(BaseSettings):
     instruments: dict[Literal["meter", "thermometer"], ReferenceInstrument] = Field(default_factory=dict)
     #: the service loop's thread at this SCHED_FIFO priority (1-99): an interlock's event is read the moment
     #: it arrives, ahead of every thread of the host that is not real-time (H26; bench/reaction_load.py
-    #: --realtime). Off by default: it needs LimitRTPRIO (or CAP_SYS_NICE) in the service's unit file,
-    #: the administrator's choice. Threads the service starts later run at normal priority.
+    #: --realtime). Off in the embedded defaults (``make run``, tests): it needs LimitRTPRIO (or CAP_SYS_NICE);
+    #: the shipped unit file and example configuration turn it on (deploy/README.md). Threads the service
+    #: starts later run at normal priority.
     realtime_priority: int | None = Field(None, ge=1, le=99)
     #: tests and benchmarks only (fault injection): every commit of the store waits this long, as on a slow disk
     store_commit_delay_ms: float = Field(0.0, ge=0, le=10000)
