@@ -19,6 +19,12 @@ clients (this script with ``clients``: WebSockets and API requests), and the ser
 ``devicectl serve`` runs it: the devices on the service loop, uvicorn and the MQTT bridge on the
 edge loop, devicectl/core/loops.py). The benchmark's own steps run on a third loop, so that
 nothing of the measuring holds the loop measured.
+
+The strongest baseline, in the same run: two more lasers of the farm, each read by a bare asyncio
+reader (``BareReader``) that writes a STOP made in advance on the INPUT line, one in a process of
+its own (this script with ``bare``) and one on a thread of the service's process; each is opened
+after every trial's unit, under the same load, at the service's priority (``--realtime``: its
+real-time priority). What they take is the host's floor; what the service takes beyond it is its own.
 """
 
 from __future__ import annotations
