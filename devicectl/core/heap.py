@@ -2,8 +2,9 @@
 
 CPython's cyclic collector holds the interpreter while it walks the heap, on whichever thread
 triggers it. Measured on this service: a full collection over what start-up builds (modules,
-routes, models: ~150 000 objects) takes 60-70 ms; the young generations take under 0.4 ms.
-So (H26):
+routes, models: ~150 000 objects) takes 60-70 ms; the young generations mostly well under 1 ms,
+but under the reaction benchmark's load a few a minute take 0.6-2.6 ms, on whichever thread
+allocates (bench/reaction_load.py lists them among the loop's callbacks over 0.5 ms). So (H26):
 
 - ``settle()`` once start-up is done: collect, then freeze what is left (it lives as long as the
   service) so that no later collection walks it; and full collections are no longer triggered by
