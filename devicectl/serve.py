@@ -222,8 +222,8 @@ async def _serve_on(service: Service, server: uvicorn.Server, edge: LoopThread, 
     guard_loop(settings)  # from now on (start-up imports its modules once, before any session can run)
     realtime = ask_realtime(settings.realtime_priority)
     if realtime is not None:
-        await service.audit.append("system", "service.realtime_priority", priority=realtime.priority,
-                                   granted=realtime.refused is None, refused=realtime.refused)
+        service.realtime = {"priority": realtime.priority, "granted": realtime.refused is None}
+        await service.audit.append("system", "service.realtime_priority", **service.realtime, refused=realtime.refused)
     tls = settings.tls_cert is not None
     url = f"{'https' if tls else 'http'}://{settings.http_host}:{settings.http_port}"
     print(f"devicectl service on {url}  (data in {settings.data_dir.resolve()})", flush=True)

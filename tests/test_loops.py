@@ -348,7 +348,9 @@ def test_the_real_time_priority_a_running_service_asked_for_is_said_and_audited(
         granted = os.sched_getscheduler(pid) & ~os.SCHED_RESET_ON_FORK == os.SCHED_FIFO
         priority = os.sched_getparam(pid).sched_priority
         others = {os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid}
-        entries = Api(service.url, "admin", ADMIN_PIN).call("GET", "/api/audit")
+        admin = Api(service.url, "admin", ADMIN_PIN)
+        entries = admin.call("GET", "/api/audit")
+        health = admin.call("GET", "/api/health")
         [entry] = [e for e in entries if e["action"] == "service.realtime_priority"]
         said = "".join(service.output)
     finally:
@@ -356,6 +358,7 @@ def test_the_real_time_priority_a_running_service_asked_for_is_said_and_audited(
         bench.stop()
     assert others == {os.SCHED_OTHER}
     assert entry["actor"] == "system" and entry["detail"]["priority"] == 10 and entry["detail"]["granted"] is granted
+    assert health["realtime"] == {"priority": 10, "granted": granted}  # a monitor polling the service sees it too
     if granted:
         assert entry["detail"]["refused"] is None and "the devices' loop runs at real-time priority 10" in said
         assert priority == 10

@@ -48,6 +48,9 @@ class Service:
         self._heap_keeper: asyncio.Task[None] | None = None
         self.first_admin_pin: str | None = None
         self.interrupted: list[int] = []
+        #: ``realtime_priority`` as the system answered it (``devicectl serve``): shown at /api/health, so that
+        #: a host that runs the devices' loop at less than it was configured for is seen (H26)
+        self.realtime: dict[str, Any] | None = None
         #: the loop the devices, their kernels and everything of the service run on (set by ``start``)
         self.loop: asyncio.AbstractEventLoop | None = None
         #: the loop of the people's side (HTTP, WebSocket, MQTT) when it has its own (devicectl/core/loops.py)
