@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import uvicorn
 from devicectl.core import heap, loopguard
 from devicectl.core.audit import AuditKeyError
 from devicectl.core.config import DeviceConfig, MqttConfig, Settings
-from devicectl.core.loops import LoopThread, run_realtime
+from devicectl.core.loops import LoopThread, ask_realtime
 from devicectl.core.procs import PortTaken, die_with_parent, require_free_port
 from devicectl.core.service import Service
 from devicectl.mqtt import broker
@@ -112,28 +111,6 @@ def guard_loop(settings: Settings) -> loopguard.Guard | None:
     return loopguard.install(settings.slow_callback_ms / 1000, report, threading.get_ident())
 
 
-@dataclass(frozen=True)
-class Realtime:
-    """What became of ``realtime_priority``: printed for the administrator and audited (H26)."""
-
-    priority: int
-    refused: str | None  #: the system's reason, or None when granted
-
-    @property
-    def note(self) -> str:
-        if self.refused is None:
-            return f"the devices' loop runs at real-time priority {self.priority} (SCHED_FIFO)"
-        return (f"realtime_priority {self.priority} was refused ({self.refused}): the devices' loop runs at normal "
-                f"priority; allow it with LimitRTPRIO={self.priority} in the service's unit file "
-                "(deploy/systemd/devicectl.service)")
-
-
-def ask_realtime(priority: int | None) -> Realtime | None:
-    """With ``realtime_priority`` set: the calling thread (the devices' loop) asks for that real-time
-    priority; refused, the service runs at normal priority, as without it."""
-    return None if priority is None else Realtime(priority, run_realtime(priority))
-
-
 def _shut_down(server: uvicorn.Server) -> None:
     """Ctrl-C or SIGTERM: the HTTP server finishes its requests, then the service stops the devices."""
     server.should_exit = True
@@ -220,10 +197,10 @@ async def _serve_on(service: Service, server: uvicorn.Server, edge: LoopThread, 
     await _warm_up(asgi)
     heap.settle()  # start-up's objects out of the collector's walk (H26)
     guard_loop(settings)  # from now on (start-up imports its modules once, before any session can run)
-    realtime = ask_realtime(settings.realtime_priority)
+    service.realtime = realtime = ask_realtime(settings.realtime_priority)
     if realtime is not None:
-        service.realtime = {"priority": realtime.priority, "granted": realtime.refused is None}
-        await service.audit.append("system", "service.realtime_priority", **service.realtime, refused=realtime.refused)
+        await service.audit.append("system", "service.realtime_priority", priority=realtime.priority,
+                                   granted=realtime.granted, refused=realtime.refused)
     tls = settings.tls_cert is not None
     url = f"{'https' if tls else 'http'}://{settings.http_host}:{settings.http_port}"
     print(f"devicectl service on {url}  (data in {settings.data_dir.resolve()})", flush=True)

@@ -313,14 +313,12 @@ print(repr(refused), os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK, seen[0]
 
 
 def test_the_administrator_is_told_whether_real_time_priority_was_granted(monkeypatch: pytest.MonkeyPatch) -> None:
-    from devicectl import serve
-
     asked: list[tuple[int, int, int]] = []
     monkeypatch.setattr(loops.os, "sched_setscheduler", lambda pid, policy, param: asked.append(
         (pid, policy, param.sched_priority)))
-    assert serve.ask_realtime(None) is None and asked == []
-    granted = serve.ask_realtime(10)
-    assert granted is not None and granted.refused is None
+    assert loops.ask_realtime(None) is None and asked == []
+    granted = loops.ask_realtime(10)
+    assert granted is not None and granted.refused is None and granted.granted
     assert granted.note == "the devices' loop runs at real-time priority 10 (SCHED_FIFO)"
     assert asked == [(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, 10)]  # this thread; not the threads it starts
 
@@ -328,8 +326,8 @@ def test_the_administrator_is_told_whether_real_time_priority_was_granted(monkey
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr(loops.os, "sched_setscheduler", refuse)
-    refused = serve.ask_realtime(10)
-    assert refused is not None and refused.refused == "Operation not permitted"
+    refused = loops.ask_realtime(10)
+    assert refused is not None and refused.refused == "Operation not permitted" and not refused.granted
     assert "refused (Operation not permitted)" in refused.note and "normal priority" in refused.note
     assert "LimitRTPRIO=10" in refused.note
 

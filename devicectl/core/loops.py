@@ -19,6 +19,7 @@ import os
 import shutil
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 T = TypeVar("T")
@@ -140,6 +141,33 @@ def run_realtime(priority: int) -> str | None:
     except OSError as exc:
         return exc.strerror or str(exc)
     return None
+
+
+@dataclass(frozen=True)
+class Realtime:
+    """What became of ``realtime_priority``: printed for the administrator, audited and shown at
+    /api/health (``devicectl serve``, H26)."""
+
+    priority: int
+    refused: str | None  #: the system's reason, or None when granted
+
+    @property
+    def granted(self) -> bool:
+        return self.refused is None
+
+    @property
+    def note(self) -> str:
+        if self.granted:
+            return f"the devices' loop runs at real-time priority {self.priority} (SCHED_FIFO)"
+        return (f"realtime_priority {self.priority} was refused ({self.refused}): the devices' loop runs at normal "
+                f"priority; allow it with LimitRTPRIO={self.priority} in the service's unit file "
+                "(deploy/systemd/devicectl.service)")
+
+
+def ask_realtime(priority: int | None) -> Realtime | None:
+    """With ``realtime_priority`` set: the calling thread (the devices' loop) asks for that real-time
+    priority; refused, the service runs at normal priority, as without it."""
+    return None if priority is None else Realtime(priority, run_realtime(priority))
 
 
 class LoopThread:

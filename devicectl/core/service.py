@@ -15,7 +15,7 @@ from devicectl.core.auth import Accounts, User
 from devicectl.core.config import Settings
 from devicectl.core.consoles import Consoles
 from devicectl.core.hub import Hub
-from devicectl.core.loops import call_on, run_on
+from devicectl.core.loops import Realtime, call_on, run_on
 from devicectl.core.service_mode import ServiceModes
 from devicectl.core.sessions import Sessions
 from devicectl.core.store import Store
@@ -50,7 +50,7 @@ class Service:
         self.interrupted: list[int] = []
         #: ``realtime_priority`` as the system answered it (``devicectl serve``): shown at /api/health, so that
         #: a host that runs the devices' loop at less than it was configured for is seen (H26)
-        self.realtime: dict[str, Any] | None = None
+        self.realtime: Realtime | None = None
         #: the loop the devices, their kernels and everything of the service run on (set by ``start``)
         self.loop: asyncio.AbstractEventLoop | None = None
         #: the loop of the people's side (HTTP, WebSocket, MQTT) when it has its own (devicectl/core/loops.py)

@@ -375,7 +375,7 @@ def create_app(service: Service, manage_lifecycle: bool = True) -> FastAPI:
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
         return {"ok": True, "devices": {s.config.name: s.status.connected for s in service.supervisors.values()},
-                "realtime": service.realtime}
+                "realtime": None if (rt := service.realtime) is None else {"priority": rt.priority, "granted": rt.granted}}
 
     register_technician_routes(app, service, Auth)  # faults, service mode, calibration runs
     install_history(app, service)  # Home overview, closing interrupted and cancelling planned sessions
