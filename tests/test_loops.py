@@ -220,10 +220,13 @@ def test_without_nice_a_process_is_started_as_it_is(monkeypatch) -> None:  # typ
     assert behind(["chromium", "--headless"]) == ["chromium", "--headless"]
 
 
-def test_a_screens_stop_during_an_arm_in_flight_wins_across_the_loops(tmp_path: Path) -> None:
+@pytest.mark.parametrize("realtime", [None, 10], ids=["normal-priority", "real-time-priority-as-shipped"])
+def test_a_screens_stop_during_an_arm_in_flight_wins_across_the_loops(tmp_path: Path, realtime: int | None) -> None:
     """Two requests from the edge loop: an arm, held on the service loop just before it asks the
     unit anything, and a STOP from another screen. The STOP is decided and confirmed on the service
-    loop while the arm is in flight; the arm then finds its permit revoked and never writes READY."""
+    loop while the arm is in flight; the arm then finds its permit revoked and never writes READY.
+    Also with the service loop's thread at the real-time priority the shipped files give it (where
+    the system grants it), which changes which thread runs first, not who wins."""
     link = tmp_path / "laser"
     host = SimulatorHost(*build_unit("laser"), link=str(link))
     with SimulatorThread(host) as sims:
@@ -231,6 +234,8 @@ def test_a_screens_stop_during_an_arm_in_flight_wins_across_the_loops(tmp_path: 
                                         devices=[DeviceConfig(name="laser", type="laser", port=str(link))]))
         app = create_app(service, manage_lifecycle=False)
         devices_loop = LoopThread("service").start()
+        if realtime is not None:  # as devicectl serve asks for it (refused: the race runs at normal priority)
+            asyncio.run(call_on(devices_loop.loop, loops.run_realtime, realtime))
         supervisor = service.supervisors["laser"]
         arm_in_flight, stop_answered = threading.Event(), threading.Event()
         check_idle = supervisor._check_idle_before_actuating
